@@ -1,0 +1,140 @@
+"""The Faust application: one agent per input topic, each scoring in batches.
+
+Records -> agents -> inference client -> sink. An event is acked (and so its offset
+becomes committable) only after its batch is in ClickHouse or on the dead-letter
+topic: `noack_take` leaves acking to us, and Faust commits only offsets below the
+first unacked one of each partition. A crash therefore re-delivers, never skips,
+and the ReplacingMergeTree table absorbs the re-delivered rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from pipeline.inference.triton_client import TritonEmotionClient
+from pipeline.postprocess import KafkaPosition
+from pipeline.records import RecordValidator
+from pipeline.retry import retry_forever
+from pipeline.settings import Settings, load_settings
+from pipeline.sink.clickhouse import ClickHouseSink
+from pipeline.stages import RawRecord, ScoringStages
+
+log = logging.getLogger("moodpipe.worker")
+
+settings: Settings = load_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.kafka_url,
+    store="memory://",
+    topic_partitions=settings.topic_partitions,
+    consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+    web_enabled=settings.web_port > 0,
+    web_port=settings.web_port or 6066,
+    web_bind=settings.bind_host,
+    web_host=settings.bind_host,
+)
+
+
+def _raw_topic(name: str) -> faust.TopicT:
+    # Raw bytes in and out: decoding is validation, and a bad record must reach the
+    # dead-letter topic byte for byte.
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+
+
+posts_topic = _raw_topic(settings.posts_topic)
+tickets_topic = _raw_topic(settings.tickets_topic)
+dead_letter_topic = _raw_topic(settings.dead_letter_topic)
+
+_migrated = asyncio.Lock()
+_migration_done = False
+
+
+async def _send_dead_letter(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def send() -> None:
+        pending = await dead_letter_topic.send(key=key, value=value, headers=headers)
+        await pending  # delivered and acknowledged by the broker
+
+    await retry_forever(
+        send,
+        what="dead-letter produce",
+        log=log,
+        initial_backoff=settings.retry_initial_backoff,
+        max_backoff=settings.retry_max_backoff,
+    )
+
+
+async def _build_stages(source: str) -> ScoringStages:
+    global _migration_done
+    sink = ClickHouseSink(settings)
+    async with _migrated:
+        if not _migration_done:
+            await retry_forever(
+                lambda: asyncio.to_thread(sink.migrate),
+                what="ClickHouse migrations",
+                log=log,
+                initial_backoff=settings.retry_initial_backoff,
+                max_backoff=settings.retry_max_backoff,
+            )
+            _migration_done = True
+    inference = TritonEmotionClient(
+        settings.triton_url,
+        settings.model_name,
+        timeout=settings.triton_timeout,
+        initial_backoff=settings.retry_initial_backoff,
+        max_backoff=settings.retry_max_backoff,
+    )
+    return ScoringStages(
+        source,
+        RecordValidator(settings.max_record_bytes, settings.max_text_chars),
+        inference,
+        sink,
+        _send_dead_letter,
+    )
+
+
+def _raw_record(event: Any) -> RawRecord:
+    message = event.message
+    return RawRecord(
+        key=message.key,
+        value=message.value,
+        position=KafkaPosition(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp=datetime.fromtimestamp(message.timestamp, UTC),
+        ),
+    )
+
+
+async def _score_stream(source: str, stream: faust.StreamT) -> None:
+    stages = await _build_stages(source)
+    async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
+        result = await stages.process([_raw_record(e) for e in events])
+        for event in events:
+            await stream.ack(event)
+        log.debug("%s batch: %d scored, %d dead-lettered", source, result.scored, result.rejected)
+
+
+@app.agent(posts_topic)
+async def score_posts(stream: faust.StreamT) -> None:
+    await _score_stream("post", stream)
+
+
+@app.agent(tickets_topic)
+async def score_tickets(stream: faust.StreamT) -> None:
+    await _score_stream("ticket", stream)

@@ -1,0 +1,138 @@
+"""The `moodpipe` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.settings import load_settings
+
+console = Console()
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+def main(verbose: bool) -> None:
+    """moodpipe: real-time emotion analytics (Kafka -> Faust -> Triton -> ClickHouse)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
+def worker(faust_args: tuple[str, ...]) -> None:
+    """Run a Faust worker (extra arguments go to `faust worker`)."""
+    from pipeline.app import app
+
+    sys.argv = ["moodpipe", "worker", "--loglevel", "info", *faust_args]
+    app.main()
+
+
+@main.group()
+def local() -> None:
+    """The local runtime: Kafka, tritonserver and embedded ClickHouse on 127.0.0.1."""
+
+
+def _runtime():  # noqa: ANN202 - imported lazily: `worker` does not need it
+    from pipeline.local.runtime import LocalRuntime
+
+    return LocalRuntime(load_settings())
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise SystemExit(1)
+
+
+@local.command("up")
+@click.argument("services", nargs=-1)
+def local_up(services: tuple[str, ...]) -> None:
+    """Start the services (all by default) and wait until each is healthy."""
+    from pipeline.local.runtime import LocalRuntimeError
+
+    try:
+        _runtime().up(services or None)
+    except LocalRuntimeError as exc:
+        _fail(exc)
+    _print_status()
+
+
+@local.command("down")
+@click.argument("services", nargs=-1)
+def local_down(services: tuple[str, ...]) -> None:
+    """Stop the services this runtime started (by PID)."""
+    stopped = _runtime().down(services or None)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@local.command("status")
+def local_status() -> None:
+    """Show what is running."""
+    if not _print_status():
+        raise SystemExit(3)
+
+
+def _print_status() -> bool:
+    table = Table("service", "state", "pid", "healthy", "endpoint")
+    statuses = _runtime().status()
+    for s in statuses:
+        table.add_row(s.name, s.state, str(s.pid or ""), "yes" if s.healthy else "no", s.endpoint)
+    console.print(table)
+    return all(s.healthy for s in statuses if s.state != "not used")
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the ClickHouse schema (idempotent)."""
+    from pipeline.sink.clickhouse import ClickHouseSink
+
+    applied = ClickHouseSink(load_settings()).migrate()
+    console.print(f"applied: {', '.join(applied) or 'nothing (schema is current)'}")
+
+
+@main.command("topics")
+def topics() -> None:
+    """Create the input and dead-letter topics if missing."""
+    from pipeline.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(load_settings()))
+    console.print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@main.command()
+@click.option("--posts", default=3000, show_default=True, help="posts to produce")
+@click.option("--tickets", default=1500, show_default=True, help="tickets to produce")
+@click.option("--bad/--no-bad", default=True, show_default=True, help="include bad records")
+@click.option("--keep-running", is_flag=True, help="leave the local runtime up afterwards")
+def demo(posts: int, tickets: int, bad: bool, keep_running: bool) -> None:
+    """Start everything, stream sample traffic through the pipeline, show what landed."""
+    from pipeline.demo import run_demo
+    from pipeline.local.runtime import LocalRuntimeError
+
+    try:
+        ok = run_demo(load_settings(), posts, tickets, bad, keep_running, console)
+    except LocalRuntimeError as exc:
+        _fail(exc)
+    raise SystemExit(0 if ok else 1)
+
+
+@main.command()
+@click.option("--events", default=4000, show_default=True, help="events to push through")
+@click.option("--batch-size", default=None, type=int, help="default: MOODPIPE_BATCH_SIZE")
+@click.option("--json-out", type=click.Path(), help="also write the figures as JSON")
+def bench(events: int, batch_size: int | None, json_out: str | None) -> None:
+    """Pipeline vs model-only throughput, and produce-to-visible latency."""
+    from pipeline.bench import run_bench
+
+    run_bench(load_settings(), events, batch_size, json_out, console)
+
+
+if __name__ == "__main__":
+    main()

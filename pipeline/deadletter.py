@@ -1,0 +1,72 @@
+"""Dead letters: a rejected record, its original bytes and the reason, as JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from datetime import UTC, datetime
+
+from pipeline.postprocess import KafkaPosition
+from pipeline.records.models import Rejected
+
+REASON_HEADER = "moodpipe.reason"
+ERROR_HEADER = "moodpipe.error"
+
+
+def dead_letter(
+    rejected: Rejected, key: bytes | None, value: bytes | None, position: KafkaPosition
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead-letter value (schemas/dead_letter.schema.json) and its headers."""
+    doc = {
+        "error": rejected.code,
+        "reason": rejected.reason,
+        "source_topic": position.topic,
+        "source_partition": position.partition,
+        "source_offset": position.offset,
+        "source_timestamp": position.timestamp.isoformat(),
+        "key_b64": base64.b64encode(key).decode() if key is not None else None,
+        "value_b64": base64.b64encode(value or b"").decode(),
+        "failed_at": datetime.now(UTC).isoformat(),
+        "worker": socket.gethostname(),
+    }
+    headers = [
+        (ERROR_HEADER, rejected.code.encode()),
+        (REASON_HEADER, rejected.reason.encode("utf-8", errors="replace")[:1000]),
+    ]
+    return json.dumps(doc).encode(), headers
+
+
+async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict]:
+    """Every dead letter currently on the topic (all partitions, from the start)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()  # refresh metadata once
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[dict] = []
+        remaining = {tp for tp in tps if end[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=int(timeout * 1000))
+            if not batch:
+                break
+            for tp, messages in batch.items():
+                for message in messages:
+                    doc = json.loads(message.value)
+                    doc["_headers"] = {k: v.decode(errors="replace") for k, v in message.headers}
+                    out.append(doc)
+                if (await consumer.position(tp)) >= end[tp]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()

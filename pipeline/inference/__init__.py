@@ -1,0 +1,5 @@
+"""Inference: the emotion model through Triton, or in-process with onnxruntime."""
+
+from pipeline.inference.model_info import ModelInfo
+
+__all__ = ["ModelInfo"]

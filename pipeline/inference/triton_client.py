@@ -1,0 +1,112 @@
+"""Async gRPC client for the `emotion` ensemble on Triton, with retries."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from pipeline.inference.model_info import ModelInfo
+from pipeline.retry import retry_forever
+
+log = logging.getLogger("moodpipe.inference")
+
+INPUT = "TEXT"
+OUTPUT = "PROBABILITIES"
+
+
+class TritonEmotionClient:
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        *,
+        timeout: float = 30.0,
+        initial_backoff: float = 0.2,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.model_name = model_name
+        self.timeout = timeout
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self._client: grpcclient.InferenceServerClient | None = None
+        self._max_batch = 0
+        self._info: ModelInfo | None = None
+
+    def _connection(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(self.url)
+        return self._client
+
+    async def _reset(self, _exc: BaseException) -> None:
+        # A fresh channel after a failure: a restarted server is picked up at once
+        # instead of after gRPC's own reconnect backoff.
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - closing a broken channel may fail too
+                pass
+
+    async def close(self) -> None:
+        await self._reset(RuntimeError("close"))
+
+    async def model_info(self) -> ModelInfo:
+        """Name, version label and threshold, from the ensemble's config parameters."""
+        if self._info is None:
+            self._info = await retry_forever(
+                self._fetch_info,
+                what=f"reading Triton model config of {self.model_name!r} at {self.url}",
+                log=log,
+                initial_backoff=self.initial_backoff,
+                max_backoff=self.max_backoff,
+                on_failure=self._reset,
+            )
+        return self._info
+
+    async def _fetch_info(self) -> ModelInfo:
+        response = await self._connection().get_model_config(self.model_name, as_json=True)
+        config = response["config"]
+        params = config.get("parameters", {})
+        self._max_batch = int(config.get("max_batch_size", 0)) or 256
+        return ModelInfo(
+            name=self.model_name,
+            version=params.get("moodpipe_model_version", {}).get("string_value", "unknown"),
+            threshold=float(params.get("moodpipe_threshold", {}).get("string_value", "0.3")),
+        )
+
+    async def score(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), 28) probabilities; retries until Triton answers."""
+        await self.model_info()
+        parts = []
+        for start in range(0, len(texts), self._max_batch):
+            chunk = texts[start : start + self._max_batch]
+            parts.append(
+                await retry_forever(
+                    lambda chunk=chunk: self._infer(chunk),
+                    what=f"Triton inference ({len(chunk)} texts) at {self.url}",
+                    log=log,
+                    initial_backoff=self.initial_backoff,
+                    max_backoff=self.max_backoff,
+                    on_failure=self._reset,
+                )
+            )
+        return np.concatenate(parts) if parts else np.zeros((0, 28), dtype=np.float32)
+
+    async def _infer(self, texts: list[str]) -> np.ndarray:
+        data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
+        tensor = grpcclient.InferInput(INPUT, list(data.shape), "BYTES")
+        tensor.set_data_from_numpy(data)
+        result = await self._connection().infer(
+            self.model_name,
+            [tensor],
+            outputs=[grpcclient.InferRequestedOutput(OUTPUT)],
+            client_timeout=self.timeout,
+        )
+        probs = result.as_numpy(OUTPUT)
+        if probs is None or probs.shape != (len(texts), 28):
+            raise InferenceServerException(f"unexpected output shape {getattr(probs, 'shape', None)}")
+        return probs

@@ -1,0 +1,201 @@
+"""The embedded ClickHouse engine (chDB) behind the ClickHouse HTTP interface.
+
+chDB allows one process per data directory, but the worker, the CLI and the tests
+are separate processes. This process owns the directory and speaks enough of the
+ClickHouse HTTP protocol for clickhouse-connect's ordinary `http://` client, so
+every other process uses exactly the code path it would use against a real server.
+
+Run: `python -m pipeline.local.clickhouse_server --path DIR --port 8123`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import chdb
+
+log = logging.getLogger("moodpipe.clickhouse")
+
+# Parameters that describe the HTTP session rather than ClickHouse settings.
+TRANSPORT_PARAMS = {
+    "query", "database", "default_format", "session_id", "session_timeout",
+    "session_check", "query_id", "compress", "decompress", "user", "password",
+    "wait_end_of_query", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
+    "enable_http_compression", "client_protocol_version", "buffer_size", "quota_key",
+    "role", "max_result_rows", "result_overflow_mode", "cancel_http_readonly_queries_on_client_close",
+}  # fmt: skip
+INSERT_WITH_DATA = re.compile(
+    rb"^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+(\w+)[ \t]*\r?\n?", re.IGNORECASE | re.DOTALL
+)
+TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+ERROR_CODE = re.compile(r"Code:\s*(\d+)")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class Engine:
+    """One chDB connection, serialised: session state (USE, SET) is per connection."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        self.conn = chdb.connect(os.path.realpath(path))
+        self.lock = threading.Lock()
+
+    def run(self, sql: str, fmt: str, database: str | None, settings: dict[str, str],
+            params: dict[str, str]) -> Any:  # fmt: skip
+        with self.lock:
+            self.conn.query(f"USE {database or 'default'}", "TabSeparated")
+            for key, value in settings.items():
+                if not re.fullmatch(r"[A-Za-z0-9_]+", key):
+                    raise ValueError(f"bad setting name {key!r}")
+                self.conn.query(f"SET {key} = {_quote(value)}", "TabSeparated")
+            try:
+                return self.conn.query(sql, fmt, params=params)
+            finally:
+                for key in settings:
+                    self.conn.query(f"SET {key} = DEFAULT", "TabSeparated")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY every small insert waits on delayed ACKs (~40 ms).
+    disable_nagle_algorithm = True
+    server: Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug(format, *args)
+
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path in ("/ping", "/"):
+            if not dict(parse_qsl(url.query)).get("query"):
+                self._reply(200, b"Ok.\n", {})
+                return
+        self._execute(b"")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            body = self.rfile.read(length) if length else b""
+        encoding = self.headers.get("Content-Encoding", "").lower()
+        if encoding in ("gzip", "deflate"):
+            body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
+        elif encoding not in ("", "identity"):
+            self._error(415, f"Content-Encoding {encoding} is not supported here; use gzip or none")
+            return
+        self._execute(body)
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _execute(self, body: bytes) -> None:
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        query = params.get("query", "").encode()
+        text = query + (b"\n" + body if query and body else body)
+        database = params.get("database") or self.headers.get("X-ClickHouse-Database")
+        query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {
+            k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")
+        }
+        default_format = params.get("default_format") or self.headers.get(
+            "X-ClickHouse-Format", "TabSeparated"
+        )
+        tmp_path = None
+        try:
+            insert = INSERT_WITH_DATA.match(text)
+            if insert and text[insert.end() :]:
+                # The HTTP interface streams insert data after the statement; chDB reads
+                # it from a file instead.
+                with tempfile.NamedTemporaryFile(delete=False, suffix=".insert") as tmp:
+                    tmp.write(text[insert.end() :])
+                    tmp_path = tmp.name
+                target, fmt = insert.group(1).decode(), insert.group(2).decode()
+                sql = f"{target} FROM INFILE {_quote(tmp_path)} FORMAT {fmt}"
+                out_format = "TabSeparated"
+            else:
+                sql = text.decode("utf-8")
+                found = TRAILING_FORMAT.search(sql)
+                out_format = found.group(1) if found else default_format
+            result = self.server.engine.run(sql, out_format, database, settings, query_params)
+        except Exception as exc:  # noqa: BLE001 - every engine error becomes an HTTP error
+            self._error(500, str(exc))
+            return
+        finally:
+            if tmp_path:
+                os.unlink(tmp_path)
+        data = result.bytes() if result is not None else b""
+        summary = {
+            "read_rows": str(result.rows_read()) if result is not None else "0",
+            "read_bytes": str(result.bytes_read()) if result is not None else "0",
+            "written_rows": str(result.rows_written()) if result is not None else "0",
+            "written_bytes": str(result.bytes_written()) if result is not None else "0",
+            "elapsed_ns": str(int(result.elapsed() * 1e9)) if result is not None else "0",
+        }
+        self._reply(200, data, {"X-ClickHouse-Format": out_format,
+                                "X-ClickHouse-Summary": json.dumps(summary)})  # fmt: skip
+
+    def _error(self, status: int, message: str) -> None:
+        code = ERROR_CODE.search(message)
+        headers = {"X-ClickHouse-Exception-Code": code.group(1) if code else "1000"}
+        self._reply(status, (message.rstrip() + "\n").encode(), headers)
+
+    def _reply(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-ClickHouse-Server-Display-Name", "moodpipe-chdb")
+        self.send_header("X-ClickHouse-Query-Id", str(uuid.uuid4()))
+        self.send_header("X-ClickHouse-Timezone", "UTC")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], engine: Engine) -> None:
+        self.engine = engine
+        super().__init__(address, Handler)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.environ.setdefault("TZ", "UTC")
+    server = Server((args.host, args.port), Engine(args.path))
+    log.info("embedded ClickHouse (chDB %s) on http://%s:%d, data in %s",
+             chdb.__version__, args.host, args.port, args.path)  # fmt: skip
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Emotion model: building, exporting and running the ONNX classifier."""

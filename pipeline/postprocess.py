@@ -1,0 +1,91 @@
+"""Postprocess stage: probabilities + record + Kafka position -> a scored_events row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from pipeline.emotions import EKMAN_GROUPS, LABELS, SENTIMENT_GROUPS, group_scores
+from pipeline.inference.model_info import ModelInfo
+from pipeline.records.models import InputRecord, SocialPost
+
+# Column order of scored_events as written by the sink (inserted_at has a default).
+COLUMNS: tuple[str, ...] = (
+    "event_id", "source", "brand", "brands", "platform", "author", "customer_id",
+    "customer_tier", "product", "channel", "priority", "lang", "subject", "text",
+    "created_at", "produced_at", "scored_at", *LABELS, "top_emotion", "top_score",
+    "labels", "ekman", "sentiment", "sentiment_score", "model_name", "model_version",
+    "source_topic", "source_partition", "source_offset",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaPosition:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime  # the record's Kafka timestamp (produce time)
+
+
+def summarise(probs: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Top emotion, labels over threshold, Ekman group and sentiment of one text.
+
+    The Ekman group and sentiment are those of the strongest label, so "neutral"
+    wins only when neutral is the single most likely label.
+    """
+    top = int(np.argmax(probs))
+    top_label = LABELS[top]
+    ekman = group_scores(probs, EKMAN_GROUPS)
+    sentiment = group_scores(probs, SENTIMENT_GROUPS)
+    return {
+        "top_emotion": top_label,
+        "top_score": float(probs[top]),
+        "labels": [LABELS[i] for i in np.flatnonzero(probs >= threshold)],
+        "ekman": max(ekman, key=ekman.__getitem__),
+        "sentiment": max(sentiment, key=sentiment.__getitem__),
+        "sentiment_score": sentiment["positive"] - sentiment["negative"],
+    }
+
+
+def scored_row(
+    record: InputRecord,
+    probs: np.ndarray,
+    position: KafkaPosition,
+    model: ModelInfo,
+    scored_at: datetime,
+) -> list[Any]:
+    summary = summarise(probs, model.threshold)
+    if isinstance(record, SocialPost):
+        fields = {
+            "brand": record.brand, "brands": list(record.brands), "platform": record.platform,
+            "author": record.author, "customer_id": "", "customer_tier": "", "product": "",
+            "channel": "", "priority": "", "subject": "", "text": record.text,
+        }  # fmt: skip
+    else:
+        fields = {
+            "brand": record.brand, "brands": [record.brand] if record.brand else [],
+            "platform": "", "author": "", "customer_id": record.customer_id,
+            "customer_tier": record.customer_tier, "product": record.product,
+            "channel": record.channel, "priority": record.priority,
+            "subject": record.subject, "text": record.body,
+        }  # fmt: skip
+    values: dict[str, Any] = {
+        "event_id": record.id,
+        "source": record.source,
+        "lang": record.lang,
+        "created_at": record.created_at,
+        "produced_at": position.timestamp,
+        "scored_at": scored_at,
+        **fields,
+        **{label: float(p) for label, p in zip(LABELS, probs, strict=True)},
+        **summary,
+        "model_name": model.name,
+        "model_version": model.version,
+        "source_topic": position.topic,
+        "source_partition": position.partition,
+        "source_offset": position.offset,
+    }
+    return [values[c] for c in COLUMNS]

@@ -1,0 +1,73 @@
+"""Typed input records and the rejection a bad record turns into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+RejectCode = Literal[
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "schema",
+    "text_empty",
+    "text_too_long",
+    "record_too_large",
+    "bad_timestamp",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why a record cannot be scored; it goes to the dead-letter topic with this."""
+
+    code: RejectCode
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SocialPost:
+    id: str
+    brands: tuple[str, ...]
+    platform: str
+    author: str
+    text: str
+    lang: str
+    created_at: datetime
+
+    source = "post"
+
+    @property
+    def brand(self) -> str:
+        return self.brands[0]
+
+    @property
+    def score_text(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class SupportTicket:
+    id: str
+    customer_id: str
+    customer_tier: str
+    brand: str
+    product: str
+    channel: str
+    subject: str
+    body: str
+    priority: str
+    lang: str
+    created_at: datetime
+
+    source = "ticket"
+
+    @property
+    def score_text(self) -> str:
+        # The subject often carries the sharpest wording ("STILL broken!!"), so it is
+        # scored together with the body.
+        return f"{self.subject}\n{self.body}" if self.subject else self.body
+
+
+InputRecord = SocialPost | SupportTicket

@@ -1,0 +1,112 @@
+"""All configuration in one place, read from `MOODPIPE_*` environment variables.
+
+Every process (worker, CLI, local runtime, tests) builds the same `Settings`, so a
+value set once in the environment means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOODPIPE_", extra="ignore")
+
+    # Where the local runtime keeps data, logs, PIDs and cached jars.
+    data_dir: Path = Path(".moodpipe")
+
+    # Services. The URLs are what the worker connects to; the local runtime starts
+    # servers matching them when they point at 127.0.0.1.
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    triton_url: str = "127.0.0.1:8001"  # gRPC host:port
+    triton_http_port: int = 8000
+    triton_metrics_port: int = 8002
+    kafka_controller_port: int = 9093
+    # tritonserver --model-config-name: "gpu" selects configs/gpu.pbtxt (native ORT).
+    triton_model_config: str = ""
+    # Empty means the embedded engine at chdb://<data_dir>/clickhouse.
+    clickhouse_url: str = ""
+    clickhouse_database: str = "moodpipe"
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    # Port of the local HTTP front over the embedded engine (see local/clickhouse_server.py).
+    clickhouse_local_port: int = 8123
+
+    # Topics.
+    posts_topic: str = "social-posts"
+    tickets_topic: str = "support-tickets"
+    dead_letter_topic: str = "moodpipe-dead-letters"
+    topic_partitions: int = Field(default=4, ge=1)
+
+    # Worker.
+    app_id: str = "moodpipe"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_timeout: float = Field(default=0.25, gt=0, description="seconds to wait to fill a batch")
+    session_timeout: float = Field(
+        default=10.0, ge=6, description="Kafka group session timeout; a killed worker's "
+        "partitions move to the others after this long",
+    )
+    web_port: int = Field(default=0, ge=0, description="Faust web server port; 0 disables it")
+    bind_host: str = "127.0.0.1"
+
+    # Inference.
+    model_name: str = "emotion"
+    triton_timeout: float = Field(default=30.0, gt=0)
+    retry_initial_backoff: float = Field(default=0.2, gt=0)
+    retry_max_backoff: float = Field(default=10.0, gt=0)
+
+    # Validation.
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_record_bytes: int = Field(default=256 * 1024, ge=1)
+
+    @field_validator("kafka_url")
+    @classmethod
+    def _kafka_scheme(cls, value: str) -> str:
+        if not value.startswith("kafka://"):
+            raise ValueError("must look like kafka://host:port[;host:port]")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("chdb", "http", "https"):
+            raise ValueError("must be chdb:///path, http://host:port or https://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Settings:
+        if self.retry_max_backoff < self.retry_initial_backoff:
+            raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
+        return self
+
+    @cached_property
+    def resolved_clickhouse_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """host:port[,host:port] for plain Kafka clients."""
+        return self.kafka_url.removeprefix("kafka://").replace(";", ",")
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def triton_grpc_port(self) -> int:
+        return int(self.triton_url.rsplit(":", 1)[1])
+
+    @property
+    def input_topics(self) -> tuple[str, str]:
+        return (self.posts_topic, self.tickets_topic)
+
+
+def load_settings() -> Settings:
+    return Settings()

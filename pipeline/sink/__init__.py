@@ -1,0 +1,1 @@
+"""Sink stage: scored events into ClickHouse."""

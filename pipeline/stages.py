@@ -1,0 +1,91 @@
+"""The scoring flow for one batch: preprocess -> inference -> postprocess -> sink.
+
+Kept free of Faust so it reads as the pipeline it is; `pipeline.app` feeds it
+batches of Kafka events and acks them only after `process` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pipeline.deadletter import dead_letter
+from pipeline.inference.triton_client import TritonEmotionClient
+from pipeline.postprocess import KafkaPosition, scored_row
+from pipeline.records import RecordValidator, Rejected
+from pipeline.records.models import InputRecord
+from pipeline.sink.clickhouse import ClickHouseSink
+
+log = logging.getLogger("moodpipe.stages")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    key: bytes | None
+    value: bytes | None
+    position: KafkaPosition
+
+
+# Sends one dead letter (value, headers, original key) and returns once it is durable.
+DeadLetterSender = Callable[[bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+
+
+@dataclass
+class BatchResult:
+    scored: int
+    rejected: int
+
+
+class ScoringStages:
+    def __init__(
+        self,
+        source: str,
+        validator: RecordValidator,
+        inference: TritonEmotionClient,
+        sink: ClickHouseSink,
+        send_dead_letter: DeadLetterSender,
+    ) -> None:
+        self.source = source
+        self.validator = validator
+        self.inference = inference
+        self.sink = sink
+        self.send_dead_letter = send_dead_letter
+
+    async def process(self, batch: Sequence[RawRecord]) -> BatchResult:
+        """Returns only when every record is in ClickHouse or on the dead-letter topic."""
+        good: list[tuple[InputRecord, KafkaPosition]] = []
+        bad: list[tuple[Rejected, RawRecord]] = []
+        for raw in batch:  # preprocess: decode and validate
+            outcome = self.validator.validate(self.source, raw.value)
+            if isinstance(outcome, Rejected):
+                bad.append((outcome, raw))
+            else:
+                good.append((outcome, raw.position))
+
+        async def score_and_store() -> None:
+            if not good:
+                return
+            model = await self.inference.model_info()
+            probs = await self.inference.score([record.score_text for record, _ in good])
+            scored_at = datetime.now(UTC)
+            rows = [
+                scored_row(record, p, position, model, scored_at)
+                for (record, position), p in zip(good, probs, strict=True)
+            ]
+            await self.sink.write(rows)
+
+        async def reject() -> None:
+            for rejected, raw in bad:
+                log.info(
+                    "dead-lettering %s[%d]@%d: %s",
+                    raw.position.topic, raw.position.partition, raw.position.offset,
+                    rejected.reason,
+                )  # fmt: skip
+                value, headers = dead_letter(rejected, raw.key, raw.value, raw.position)
+                await self.send_dead_letter(raw.key, value, headers)
+
+        await asyncio.gather(score_and_store(), reject())
+        return BatchResult(scored=len(good), rejected=len(bad))

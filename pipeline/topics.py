@@ -1,0 +1,29 @@
+"""Creating the input and dead-letter topics with the configured partition count."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from pipeline.settings import Settings
+
+
+async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """Create missing topics; returns the names created. Existing ones are left alone."""
+    wanted = names or [settings.posts_topic, settings.tickets_topic, settings.dead_letter_topic]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in wanted if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1)
+                     for n in missing]  # fmt: skip
+                )
+            except TopicAlreadyExistsError:
+                pass  # another worker created it first
+        return missing
+    finally:
+        await admin.close()

@@ -1,0 +1,42 @@
+"""Producing records to Kafka (sample traffic, tests, benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from pipeline.traffic.generate import SampleRecord
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[SampleRecord],
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Produce all records and wait until the broker has acknowledged every one."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=1_048_576,
+    )
+    await producer.start()
+    try:
+        pending = []
+        for record in records:
+            pending.append(await producer.send(topic, value=record.value, key=record.key))
+            if len(pending) >= 500:
+                for fut in pending:
+                    await fut
+                if on_progress:
+                    on_progress(len(pending))
+                pending.clear()
+        for fut in pending:
+            await fut
+        if on_progress and pending:
+            on_progress(len(pending))
+    finally:
+        await producer.stop()
