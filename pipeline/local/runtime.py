@@ -163,10 +163,14 @@ class LocalRuntime:
                     f"({exc.strerror}); stop that process or choose another port with {env_var}"
                 ) from exc
 
-    def _wait_healthy(self, name: str, proc: ManagedProcess, timeout: float) -> None:
+    def _wait_healthy(
+        self, name: str, proc: ManagedProcess, popen: subprocess.Popen[bytes], timeout: float
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not processes.is_running(proc):
+            # poll() on our own child, not /proc: right after exec the command line
+            # may not be readable yet.
+            if popen.poll() is not None:
                 raise LocalRuntimeError(
                     f"{name} exited during start-up; last lines of {self.log_path(name)}:\n"
                     + processes.tail(self.log_path(name))
@@ -240,14 +244,14 @@ class LocalRuntime:
                     f"formatting Kafka storage in {data} failed:\n{fmt.stdout}{fmt.stderr}"
                 )
         marker = f"kafka.Kafka {config}"
-        proc, _ = processes.spawn(
+        proc, popen = processes.spawn(
             "kafka",
             [*base, "kafka.Kafka", str(config)],
             log_path=self.log_path("kafka"),
             pid_path=self._pid_path("kafka"),
             marker=marker,
         )
-        self._wait_healthy("kafka", proc, timeout)
+        self._wait_healthy("kafka", proc, popen, timeout)
 
     def _kafka_libs(self) -> Path:
         libs = self.root / "kafka" / "libs"
@@ -295,7 +299,7 @@ class LocalRuntime:
         ]  # fmt: skip
         if s.triton_model_config:
             cmd.append(f"--model-config-name={s.triton_model_config}")
-        proc, _ = processes.spawn(
+        proc, popen = processes.spawn(
             "triton",
             cmd,
             log_path=self.log_path("triton"),
@@ -303,7 +307,7 @@ class LocalRuntime:
             marker=f"--model-repository={triton_models_dir()}",
             env=env,
         )
-        self._wait_healthy("triton", proc, timeout)
+        self._wait_healthy("triton", proc, popen, timeout)
 
     def _triton_install(self) -> tuple[Path, Path, dict[str, str]]:
         try:
@@ -354,7 +358,7 @@ class LocalRuntime:
         self._check_port_free(s.clickhouse_local_port, "ClickHouse", "MOODPIPE_CLICKHOUSE_LOCAL_PORT")
         endpoint_file(path).unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        proc, _ = processes.spawn(
+        proc, popen = processes.spawn(
             "clickhouse",
             [sys.executable, "-m", "pipeline.local.clickhouse_server", "--path", str(path),
              "--host", s.bind_host, "--port", str(s.clickhouse_local_port)],
@@ -363,7 +367,7 @@ class LocalRuntime:
             marker=f"--path {path}",
             env={**os.environ, "TZ": "UTC"},
         )  # fmt: skip
-        self._wait_healthy("clickhouse", proc, timeout)
+        self._wait_healthy("clickhouse", proc, popen, timeout)
         endpoint_file(path).write_text(
             json.dumps({"url": f"http://{s.bind_host}:{s.clickhouse_local_port}", "pid": proc.pid})
         )

@@ -101,8 +101,10 @@ class RecordValidator:
             )
             field = "$.subject + $.body"
         length = len(record.score_text)
-        if not record.score_text.strip():
-            return Rejected("text_empty", f"{field} is empty or only whitespace")
+        message = record.text if isinstance(record, SocialPost) else record.body
+        if not message.strip():
+            name = "$.text" if isinstance(record, SocialPost) else "$.body"
+            return Rejected("text_empty", f"{name} is empty or only whitespace")
         if length > self.max_text_chars:
             return Rejected(
                 "text_too_long",

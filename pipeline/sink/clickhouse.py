@@ -124,7 +124,12 @@ class ClickHouseSink:
         return self._client
 
     def migrate(self) -> list[str]:
-        return apply_migrations(self._connection(), self.database)
+        # Without a default database: it may not exist yet.
+        client = connect(self.settings, None)
+        try:
+            return apply_migrations(client, self.database)
+        finally:
+            client.close()
 
     def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
         self._connection().insert(
