@@ -118,10 +118,11 @@ def bad_records(source: str, *, run_id: str = "demo", seed: int = 3) -> list[Sam
             del d[k]
         return json.dumps(d).encode()
 
+    tag = f"{run_id}-bad-{source}".encode()  # every bad value is unique to its run
     cases = [
-        ("invalid_json", b'{"id": "broken", "text": "unterminated'),
-        ("invalid_utf8", b'{"id": "utf", "' + text_field.encode() + b'": "caf\xe9 \xff\xfe"}'),
-        ("not_an_object", b'["a", "list", "is", "not", "a", "record"]'),
+        ("invalid_json", b'{"id": "' + tag + b'-json", "text": "unterminated'),
+        ("invalid_utf8", b'{"id": "' + tag + b'", "' + text_field.encode() + b'": "caf\xe9 \xff"}'),
+        ("not_an_object", b'["' + tag + b'", "a list is not a record"]'),
         ("schema", variant("missing", **{text_field: None})),
         ("schema", variant("wrongtype", created_at=12345)),
         ("text_empty", variant("empty", **{text_field: "   \n\t "})),
@@ -133,4 +134,4 @@ def bad_records(source: str, *, run_id: str = "demo", seed: int = 3) -> list[Sam
         cases.append(("schema", variant("nobrand", brands=[])))
     else:
         cases.append(("schema", variant("tier", customer_tier="platinum")))
-    return [SampleRecord(f"bad-{i}".encode(), value, code) for i, (code, value) in enumerate(cases)]
+    return [SampleRecord(tag + f"-{i}".encode(), value, code) for i, (code, value) in enumerate(cases)]

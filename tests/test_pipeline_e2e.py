@@ -1,0 +1,85 @@
+"""End to end on the real broker, tritonserver and ClickHouse engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.emotions import LABELS
+from pipeline.inference.onnx_local import LocalEmotionModel
+from pipeline.local.worker import stop_worker
+from pipeline.traffic import bad_records, produce, sample_posts, sample_tickets
+from tests.conftest import spawn_worker
+from tests.helpers import Namespace, wait_until
+
+pytestmark = pytest.mark.services
+
+
+def test_every_event_lands_once_with_model_scores_and_bad_records_are_dead_lettered(
+    namespace: Namespace,
+) -> None:
+    s = namespace.settings
+    posts = sample_posts(120, run_id="e2e", seed=11)
+    tickets = sample_tickets(60, run_id="e2e", seed=12)
+    bad = bad_records("post", run_id="e2e") + bad_records("ticket", run_id="e2e")
+    bad_posts = [r for r in bad if b"-bad-post" in r.key]
+    bad_tickets = [r for r in bad if b"-bad-ticket" in r.key]
+
+    async def produce_all() -> None:
+        await produce(s.kafka_bootstrap, s.posts_topic, posts[:60] + bad_posts + posts[60:])
+        await produce(s.kafka_bootstrap, s.tickets_topic, bad_tickets + tickets)
+
+    asyncio.run(produce_all())
+    worker = spawn_worker(namespace)
+    good = posts + tickets
+    wait_until(lambda: namespace.landed() >= len(good), 240, "all good events in ClickHouse")
+    wait_until(lambda: len(namespace.dead_letters()) >= len(bad), 60, "all dead letters")
+    assert worker.poll() is None, "worker died"
+    stop_worker(worker)
+
+    # Exactly once: no duplicates even before merges, and nothing unexpected.
+    rows = namespace.query(
+        "SELECT event_id, source, text, "
+        + ", ".join(LABELS)
+        + ", top_emotion, labels, ekman, sentiment, model_name, model_version, "
+        "source_topic, source_partition, source_offset FROM scored_events ORDER BY event_id"
+    )
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)) == len(good)
+    assert set(ids) == {r.event_id for r in good}
+
+    # Scores equal scoring the same texts directly through the same model.
+    model = LocalEmotionModel()
+    by_id = {r.event_id: json.loads(r.value) for r in good}
+    texts = []
+    for event_id in ids:
+        doc = by_id[event_id]
+        texts.append(doc["text"] if "text" in doc else f"{doc['subject']}\n{doc['body']}"
+                     if doc["subject"] else doc["body"])  # fmt: skip
+    expected = model.score(texts)
+    got = np.array([r[3 : 3 + len(LABELS)] for r in rows], dtype=np.float32)
+    assert np.abs(got - expected).max() < 1e-4
+    for row, probs in zip(rows, expected, strict=True):
+        top_emotion, labels, _ekman, _sentiment, model_name, version = row[31:37]
+        assert top_emotion == LABELS[int(np.argmax(probs))]
+        assert set(labels) == {LABELS[i] for i in np.flatnonzero(probs >= model.info.threshold)}
+        assert (model_name, version) == ("emotion", model.info.version)
+        assert row[37] in (s.posts_topic, s.tickets_topic)
+
+    # Each bad record is on the dead-letter topic, byte for byte, with its reason.
+    letters = namespace.dead_letters()
+    assert len(letters) == len(bad)
+    import base64
+
+    by_value = {base64.b64decode(d["value_b64"]): d for d in letters}
+    for record in bad:
+        letter = by_value[record.value]
+        assert letter["error"] == record.expect, letter
+        assert letter["reason"]
+        assert letter["_headers"]["moodpipe.error"] == record.expect
+        assert base64.b64decode(letter["key_b64"]) == record.key
+        expected_topic = s.posts_topic if record in bad_posts else s.tickets_topic
+        assert letter["source_topic"] == expected_topic
