@@ -155,6 +155,9 @@ class LocalRuntime:
 
     def _check_port_free(self, port: int, what: str, env_var: str) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # SO_REUSEADDR as servers set it: connections in TIME_WAIT from a server
+            # that just stopped do not count as taken, a live listener does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.settings.bind_host, port))
             except OSError as exc:

@@ -1,0 +1,102 @@
+"""Unit tests of the batch logic in ScoringStages and the Triton client's chunking.
+
+The collaborators here are in-memory recorders, so these tests claim nothing about
+Kafka, Triton or ClickHouse; the end-to-end tests cover those for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import numpy as np
+
+from pipeline.emotions import LABELS
+from pipeline.inference.model_info import ModelInfo
+from pipeline.inference.triton_client import TritonEmotionClient
+from pipeline.postprocess import COLUMNS, KafkaPosition
+from pipeline.records import RecordValidator
+from pipeline.stages import RawRecord, ScoringStages
+from pipeline.traffic import bad_records, sample_posts
+
+
+class RecordingInference:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def model_info(self) -> ModelInfo:
+        return ModelInfo("emotion", "test-1", 0.5)
+
+    async def score(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(texts)
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        out[:, LABELS.index("anger")] = [len(t) % 10 / 10 for t in texts]
+        return out
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.batches: list[list[list]] = []
+
+    async def write(self, rows: list[list]) -> None:
+        self.batches.append(rows)
+
+
+def _raw(records, topic="posts"):  # noqa: ANN001, ANN202
+    return [
+        RawRecord(r.key, r.value, KafkaPosition(topic, 0, i, datetime.now(UTC)))
+        for i, r in enumerate(records)
+    ]
+
+
+def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -> None:
+    good = sample_posts(10, run_id="b")
+    bad = bad_records("post", run_id="b")
+    mixed = good[:5] + bad + good[5:]
+    inference, sink, letters = RecordingInference(), RecordingSink(), []
+
+    async def send(key, value, headers) -> None:  # noqa: ANN001
+        letters.append((key, value, dict(headers)))
+
+    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
+    result = asyncio.run(stages.process(_raw(mixed)))
+    assert (result.scored, result.rejected) == (10, len(bad))
+    assert len(inference.calls) == 1 and len(inference.calls[0]) == 10
+    assert len(sink.batches) == 1
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in sink.batches[0]]
+    # Order and Kafka positions are kept: row i is good[i] at its own offset.
+    assert [r["event_id"] for r in rows] == [g.event_id for g in good]
+    assert [r["source_offset"] for r in rows] == [0, 1, 2, 3, 4, *range(5 + len(bad), 10 + len(bad))]
+    assert [k for k, _, _ in letters] == [b.key for b in bad]
+    assert all(h["moodpipe.error"] for _, _, h in letters)
+
+
+def test_all_bad_batch_never_calls_the_model() -> None:
+    inference, sink = RecordingInference(), RecordingSink()
+
+    async def send(key, value, headers) -> None:  # noqa: ANN001
+        pass
+
+    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
+    asyncio.run(stages.process(_raw(bad_records("post"))))
+    assert inference.calls == [] and sink.batches == []
+
+
+def test_triton_client_splits_batches_over_the_model_max(monkeypatch) -> None:  # noqa: ANN001
+    client = TritonEmotionClient("127.0.0.1:1", "emotion")
+    seen: list[int] = []
+
+    async def fake_info() -> ModelInfo:
+        client._max_batch = 256
+        return ModelInfo("emotion", "v", 0.3)
+
+    async def fake_infer(texts: list[str]) -> np.ndarray:
+        seen.append(len(texts))
+        return np.full((len(texts), 28), len(seen), dtype=np.float32)
+
+    monkeypatch.setattr(client, "model_info", fake_info)
+    monkeypatch.setattr(client, "_infer", fake_infer)
+    probs = asyncio.run(client.score([f"t{i}" for i in range(600)]))
+    assert seen == [256, 256, 88]
+    assert probs.shape == (600, 28)
+    assert probs[0, 0] == 1 and probs[-1, 0] == 3
