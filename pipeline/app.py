@@ -64,7 +64,9 @@ _migrated = asyncio.Lock()
 _migration_done = False
 
 
-async def _send_dead_letter(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+async def _send_dead_letter(
+    key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
     async def send() -> None:
         pending = await dead_letter_topic.send(key=key, value=value, headers=headers)
         await pending  # delivered and acknowledged by the broker

@@ -40,7 +40,7 @@ def local() -> None:
     """The local runtime: Kafka, tritonserver and embedded ClickHouse on 127.0.0.1."""
 
 
-def _runtime():  # noqa: ANN202 - imported lazily: `worker` does not need it
+def _runtime():
     from pipeline.local.runtime import LocalRuntime
 
     return LocalRuntime(load_settings())

@@ -49,7 +49,9 @@ def run_demo(
         console.print(f"worker started (pid {worker.pid}, log {runtime.log_path('worker')})")
         started = time.time()
         with _progress(console) as progress:
-            task = progress.add_task("producing to Kafka", total=len(posts) + len(tickets) + len(bad))
+            task = progress.add_task(
+                "producing to Kafka", total=len(posts) + len(tickets) + len(bad)
+            )
 
             async def produce_all() -> None:
                 advance = lambda n: progress.advance(task, n)  # noqa: E731
@@ -102,7 +104,9 @@ def _wait_for_results(
             "SELECT count() FROM scored_events FINAL WHERE startsWith(event_id, {p:String})",
             parameters={"p": run_id},
         ))  # fmt: skip
-        letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic))
+        letters = asyncio.run(
+            read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic)
+        )
         dead = sum(1 for d in letters if base64.b64decode(d["value_b64"]) in bad_values)
         progress.update(scored_task, completed=scored)
         progress.update(dead_task, completed=dead)

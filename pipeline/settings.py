@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, le=4096)
     batch_timeout: float = Field(default=0.25, gt=0, description="seconds to wait to fill a batch")
     session_timeout: float = Field(
-        default=10.0, ge=6, description="Kafka group session timeout; a killed worker's "
+        default=10.0,
+        ge=6,
+        description="Kafka group session timeout; a killed worker's "
         "partitions move to the others after this long",
     )
     web_port: int = Field(default=0, ge=0, description="Faust web server port; 0 disables it")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -17,13 +19,14 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
         if missing:
-            try:
+            # Another worker may create it first.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1)
-                     for n in missing]  # fmt: skip
+                    [
+                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1)
+                        for n in missing
+                    ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another worker created it first
         return missing
     finally:
         await admin.close()

@@ -81,7 +81,7 @@ def namespace(runtime: LocalRuntime, tmp_path: Path) -> Iterator[Namespace]:
                 os.environ[key] = value
 
 
-def spawn_worker(ns: Namespace, name: str = "worker"):  # noqa: ANN201
+def spawn_worker(ns: Namespace, name: str = "worker"):
     proc = start_worker(ns.log_dir / f"{name}-{len(ns.workers)}.log", ns.env)
     ns.workers.append(proc)
     return proc

@@ -42,7 +42,7 @@ class RecordingSink:
         self.batches.append(rows)
 
 
-def _raw(records, topic="posts"):  # noqa: ANN001, ANN202
+def _raw(records, topic="posts"):
     return [
         RawRecord(r.key, r.value, KafkaPosition(topic, 0, i, datetime.now(UTC)))
         for i, r in enumerate(records)
@@ -55,7 +55,7 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
     mixed = good[:5] + bad + good[5:]
     inference, sink, letters = RecordingInference(), RecordingSink(), []
 
-    async def send(key, value, headers) -> None:  # noqa: ANN001
+    async def send(key, value, headers) -> None:
         letters.append((key, value, dict(headers)))
 
     stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
@@ -66,7 +66,14 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in sink.batches[0]]
     # Order and Kafka positions are kept: row i is good[i] at its own offset.
     assert [r["event_id"] for r in rows] == [g.event_id for g in good]
-    assert [r["source_offset"] for r in rows] == [0, 1, 2, 3, 4, *range(5 + len(bad), 10 + len(bad))]
+    assert [r["source_offset"] for r in rows] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        *range(5 + len(bad), 10 + len(bad)),
+    ]
     assert [k for k, _, _ in letters] == [b.key for b in bad]
     assert all(h["moodpipe.error"] for _, _, h in letters)
 
@@ -74,7 +81,7 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
 def test_all_bad_batch_never_calls_the_model() -> None:
     inference, sink = RecordingInference(), RecordingSink()
 
-    async def send(key, value, headers) -> None:  # noqa: ANN001
+    async def send(key, value, headers) -> None:
         pass
 
     stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
@@ -82,7 +89,7 @@ def test_all_bad_batch_never_calls_the_model() -> None:
     assert inference.calls == [] and sink.batches == []
 
 
-def test_triton_client_splits_batches_over_the_model_max(monkeypatch) -> None:  # noqa: ANN001
+def test_triton_client_splits_batches_over_the_model_max(monkeypatch) -> None:
     client = TritonEmotionClient("127.0.0.1:1", "emotion")
     seen: list[int] = []
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from pipeline.settings import Settings
 
 
-def test_defaults_are_local_and_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+def test_defaults_are_local_and_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for key in list(__import__("os").environ):
         if key.startswith("MOODPIPE_"):
             monkeypatch.delenv(key)

@@ -13,8 +13,15 @@ validator = RecordValidator(max_record_bytes=256 * 1024, max_text_chars=10_000)
 
 
 def post(**changes: object) -> bytes:
-    doc = {"id": "p1", "brands": ["Acme Air"], "platform": "twitter", "author": "a",
-           "text": "I love this airline", "lang": "en", "created_at": "2026-11-28T10:00:00Z"}  # fmt: skip
+    doc = {
+        "id": "p1",
+        "brands": ["Acme Air"],
+        "platform": "twitter",
+        "author": "a",
+        "text": "I love this airline",
+        "lang": "en",
+        "created_at": "2026-11-28T10:00:00Z",
+    }
     doc.update(changes)
     return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
 

@@ -34,7 +34,9 @@ class LocalEmotionModel:
             version=_param(ensemble_config, "moodpipe_model_version", "unknown"),
             threshold=float(_param(ensemble_config, "moodpipe_threshold", "0.3")),
         )
-        self.tokenizer = Tokenizer.from_file(str(repo / "emotion_tokenizer" / "1" / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(
+            str(repo / "emotion_tokenizer" / "1" / "tokenizer.json")
+        )
         self.tokenizer.enable_truncation(max_length=int(_param(tok_config, "max_length", "128")))
         self.tokenizer.no_padding()
         options = ort.SessionOptions()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -46,10 +47,9 @@ class TritonEmotionClient:
         # instead of after gRPC's own reconnect backoff.
         if self._client is not None:
             client, self._client = self._client, None
-            try:
+            # Closing a broken channel may fail too; the channel is dropped either way.
+            with contextlib.suppress(Exception):
                 await client.close()
-            except Exception:  # noqa: BLE001 - closing a broken channel may fail too
-                pass
 
     async def close(self) -> None:
         await self._reset(RuntimeError("close"))
@@ -108,5 +108,7 @@ class TritonEmotionClient:
         )
         probs = result.as_numpy(OUTPUT)
         if probs is None or probs.shape != (len(texts), 28):
-            raise InferenceServerException(f"unexpected output shape {getattr(probs, 'shape', None)}")
+            raise InferenceServerException(
+                f"unexpected output shape {getattr(probs, 'shape', None)}"
+            )
         return probs

@@ -33,7 +33,8 @@ TRANSPORT_PARAMS = {
     "session_check", "query_id", "compress", "decompress", "user", "password",
     "wait_end_of_query", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
     "enable_http_compression", "client_protocol_version", "buffer_size", "quota_key",
-    "role", "max_result_rows", "result_overflow_mode", "cancel_http_readonly_queries_on_client_close",
+    "role", "max_result_rows", "result_overflow_mode",
+    "cancel_http_readonly_queries_on_client_close",
 }  # fmt: skip
 INSERT_WITH_DATA = re.compile(
     rb"^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+(\w+)[ \t]*\r?\n?", re.IGNORECASE | re.DOTALL
@@ -78,15 +79,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         log.debug(format, *args)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
-        if url.path in ("/ping", "/"):
-            if not dict(parse_qsl(url.query)).get("query"):
-                self._reply(200, b"Ok.\n", {})
-                return
+        if url.path in ("/ping", "/") and not dict(parse_qsl(url.query)).get("query"):
+            self._reply(200, b"Ok.\n", {})
+            return
         self._execute(b"")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
@@ -118,7 +118,9 @@ class Handler(BaseHTTPRequestHandler):
         database = params.get("database") or self.headers.get("X-ClickHouse-Database")
         query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         settings = {
-            k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")
+            k: v
+            for k, v in params.items()
+            if k not in TRANSPORT_PARAMS and not k.startswith("param_")
         }
         default_format = params.get("default_format") or self.headers.get(
             "X-ClickHouse-Format", "TabSeparated"

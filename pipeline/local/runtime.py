@@ -287,7 +287,9 @@ class LocalRuntime:
         s = self.settings
         self._check_port_free(s.triton_grpc_port, "Triton gRPC", "MOODPIPE_TRITON_URL")
         self._check_port_free(s.triton_http_port, "Triton HTTP", "MOODPIPE_TRITON_HTTP_PORT")
-        self._check_port_free(s.triton_metrics_port, "Triton metrics", "MOODPIPE_TRITON_METRICS_PORT")
+        self._check_port_free(
+            s.triton_metrics_port, "Triton metrics", "MOODPIPE_TRITON_METRICS_PORT"
+        )
         binary, backends, env = self._triton_install()
         grpc_host = s.triton_url.rsplit(":", 1)[0] or s.bind_host
         cmd = [
@@ -358,7 +360,9 @@ class LocalRuntime:
         if path is None:
             log.info("ClickHouse is %s: nothing to start locally", s.resolved_clickhouse_url)
             return
-        self._check_port_free(s.clickhouse_local_port, "ClickHouse", "MOODPIPE_CLICKHOUSE_LOCAL_PORT")
+        self._check_port_free(
+            s.clickhouse_local_port, "ClickHouse", "MOODPIPE_CLICKHOUSE_LOCAL_PORT"
+        )
         endpoint_file(path).unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         proc, popen = processes.spawn(

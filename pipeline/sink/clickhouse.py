@@ -92,7 +92,9 @@ def apply_migrations(client: Client, database: str) -> list[str]:
         "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY name"
     )
-    done = {row[0] for row in client.query(f"SELECT name FROM {database}.schema_migrations").result_rows}
+    done = {
+        row[0] for row in client.query(f"SELECT name FROM {database}.schema_migrations").result_rows
+    }
     applied = []
     for path in migration_files():
         if path.name in done:
@@ -106,7 +108,9 @@ def apply_migrations(client: Client, database: str) -> list[str]:
 
 
 def _statements(sql: str) -> list[str]:
-    without_comments = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    without_comments = "\n".join(
+        line for line in sql.splitlines() if not line.strip().startswith("--")
+    )
     return [s.strip() for s in without_comments.split(";") if s.strip()]
 
 

@@ -134,4 +134,6 @@ def bad_records(source: str, *, run_id: str = "demo", seed: int = 3) -> list[Sam
         cases.append(("schema", variant("nobrand", brands=[])))
     else:
         cases.append(("schema", variant("tier", customer_tier="platinum")))
-    return [SampleRecord(tag + f"-{i}".encode(), value, code) for i, (code, value) in enumerate(cases)]
+    return [
+        SampleRecord(tag + f"-{i}".encode(), value, code) for i, (code, value) in enumerate(cases)
+    ]

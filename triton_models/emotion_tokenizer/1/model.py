@@ -26,8 +26,7 @@ class TritonPythonModel:
             raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
             sizes.append(len(raw))
             texts.extend(
-                t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
-                for t in raw
+                t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t) for t in raw
             )
         encodings = self.tokenizer.encode_batch(texts)
         width = max((len(e.ids) for e in encodings), default=1)

@@ -1,0 +1,168 @@
+"""`moodpipe bench`: the pipeline against the bare model, in one run on this machine.
+
+1. model-only, in-process: the same ONNX model and tokenizer through onnxruntime,
+   the same texts, the same batch size, one batch after another;
+2. model-only, through Triton: the same batches sent straight to the `emotion`
+   ensemble over gRPC;
+3. pipeline: a burst of N posts produced to Kafka while a worker runs; throughput is
+   N / (last row inserted - first record produced);
+4. latency: posts produced at half the measured pipeline rate, p50/p99 of
+   (row inserted in ClickHouse - Kafka record timestamp).
+The figures that matter are the ratios, which hold across machines better than
+absolute rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from pipeline.inference.onnx_local import LocalEmotionModel
+from pipeline.inference.triton_client import TritonEmotionClient
+from pipeline.local.runtime import LocalRuntime
+from pipeline.local.worker import start_worker, stop_worker
+from pipeline.settings import Settings
+from pipeline.sink.clickhouse import ClickHouseSink, connect
+from pipeline.topics import ensure_topics
+from pipeline.traffic import SampleRecord, produce, sample_posts
+
+
+def _model_only_local(texts: list[str], batch_size: int) -> float:
+    model = LocalEmotionModel()
+    model.score(texts[:batch_size])  # warm-up: session init, allocator
+    started = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        model.score(texts[i : i + batch_size])
+    return len(texts) / (time.perf_counter() - started)
+
+
+async def _model_only_triton(settings: Settings, texts: list[str], batch_size: int) -> float:
+    client = TritonEmotionClient(settings.triton_url, settings.model_name)
+    try:
+        await client.score(texts[:batch_size])
+        started = time.perf_counter()
+        for i in range(0, len(texts), batch_size):
+            await client.score(texts[i : i + batch_size])
+        return len(texts) / (time.perf_counter() - started)
+    finally:
+        await client.close()
+
+
+async def _paced_produce(settings: Settings, records: list[SampleRecord], rate: float) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for i, record in enumerate(records):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producer.send(settings.posts_topic, value=record.value, key=record.key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def _wait_rows(settings: Settings, prefix: str, expected: int, progress: Progress,
+               label: str, timeout: float = 1800) -> None:  # fmt: skip
+    client = connect(settings, settings.clickhouse_database)
+    task = progress.add_task(label, total=expected)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = int(client.command(
+            "SELECT count() FROM scored_events_dedup WHERE startsWith(event_id, {p:String})",
+            parameters={"p": prefix},
+        ))  # fmt: skip
+        progress.update(task, completed=n)
+        if n >= expected:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{label}: only part of {expected} rows landed in {timeout:.0f}s")
+
+
+def run_bench(
+    base: Settings, events: int, batch_size: int | None, json_out: str | None, console: Console
+) -> dict[str, Any]:
+    tag = f"bench{int(time.time())}"
+    batch = batch_size or base.batch_size
+    overrides = {
+        "posts_topic": f"{tag}-posts",
+        "tickets_topic": f"{tag}-tickets",
+        "dead_letter_topic": f"{tag}-dead-letters",
+        "app_id": f"moodpipe-{tag}",
+        "clickhouse_database": "moodpipe_bench",
+        "batch_size": batch,
+    }
+    settings = base.model_copy(update=overrides)
+    env = {f"MOODPIPE_{k.upper()}": str(v) for k, v in overrides.items()}
+    runtime = LocalRuntime(settings)
+    console.rule(f"[bold]moodpipe bench: {events} events, batch {batch}")
+    runtime.up()
+    asyncio.run(ensure_topics(settings))
+    ClickHouseSink(settings).migrate()
+
+    burst = sample_posts(events, run_id=f"{tag}-burst", seed=101)
+    texts = [json.loads(r.value)["text"] for r in burst]
+    console.print("model only, in-process onnxruntime ...")
+    local_rate = _model_only_local(texts, batch)
+    console.print("model only, through Triton (gRPC) ...")
+    triton_rate = asyncio.run(_model_only_triton(settings, texts, batch))
+
+    worker = start_worker(runtime.log_path(f"worker-{tag}"), env)
+    try:
+        with Progress(console=console) as progress:
+            warm = sample_posts(batch, run_id=f"{tag}-warm", seed=100)
+            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, warm))
+            _wait_rows(settings, f"{tag}-warm", len(warm), progress, "warm-up")
+            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, burst))
+            _wait_rows(settings, f"{tag}-burst", len(burst), progress, "pipeline burst")
+        client = connect(settings, settings.clickhouse_database)
+        first, last = client.query(
+            "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
+            "WHERE startsWith(event_id, {p:String})",
+            parameters={"p": f"{tag}-burst"},
+        ).result_rows[0]
+        pipeline_rate = events / max((last - first).total_seconds(), 1e-3)
+
+        rate = pipeline_rate / 2
+        paced = sample_posts(max(50, int(rate * 20)), run_id=f"{tag}-paced", seed=102)
+        with Progress(console=console) as progress:
+            asyncio.run(_paced_produce(settings, paced, rate))
+            _wait_rows(settings, f"{tag}-paced", len(paced), progress, f"paced at {rate:.0f}/s")
+        p50, p99 = client.query(
+            "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
+            "dateDiff('millisecond', produced_at, inserted_at) AS d FROM scored_events_dedup "
+            "WHERE startsWith(event_id, {p:String}))",
+            parameters={"p": f"{tag}-paced"},
+        ).result_rows[0]
+    finally:
+        stop_worker(worker)
+
+    result = {
+        "events": events,
+        "batch_size": batch,
+        "model_only_inprocess_per_s": round(local_rate, 1),
+        "model_only_triton_per_s": round(triton_rate, 1),
+        "pipeline_per_s": round(pipeline_rate, 1),
+        "ratio_pipeline_vs_inprocess": round(pipeline_rate / local_rate, 3),
+        "ratio_pipeline_vs_triton": round(pipeline_rate / triton_rate, 3),
+        "latency_rate_per_s": round(rate, 1),
+        "latency_p50_ms": float(p50),
+        "latency_p99_ms": float(p99),
+    }
+    table = Table("measure", "value", title="moodpipe bench (same run, same machine)")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
