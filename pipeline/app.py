@@ -132,11 +132,11 @@ async def _score_stream(source: str, stream: faust.StreamT) -> None:
         log.debug("%s batch: %d scored, %d dead-lettered", source, result.scored, result.rejected)
 
 
-@app.agent(posts_topic)
+@app.agent(posts_topic, concurrency=settings.agent_concurrency)
 async def score_posts(stream: faust.StreamT) -> None:
     await _score_stream("post", stream)
 
 
-@app.agent(tickets_topic)
+@app.agent(tickets_topic, concurrency=settings.agent_concurrency)
 async def score_tickets(stream: faust.StreamT) -> None:
     await _score_stream("ticket", stream)

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     # Worker.
     app_id: str = "moodpipe"
     batch_size: int = Field(default=64, ge=1, le=4096)
+    agent_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="batches in flight per agent: one is scored while another is written",
+    )
     batch_timeout: float = Field(default=0.25, gt=0, description="seconds to wait to fill a batch")
     session_timeout: float = Field(
         default=10.0,

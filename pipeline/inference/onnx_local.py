@@ -28,6 +28,8 @@ class LocalEmotionModel:
     def __init__(self, repository: Path | None = None, model_name: str = "emotion") -> None:
         repo = repository or triton_models_dir()
         tok_config = (repo / "emotion_tokenizer" / "config.pbtxt").read_text()
+        classifier_config = (repo / "emotion_classifier" / "config.pbtxt").read_text()
+        self.bucket_rows = int(_param(classifier_config, "length_bucket_rows", "16"))
         ensemble_config = (repo / model_name / "config.pbtxt").read_text()
         self.info = ModelInfo(
             name=model_name,
@@ -49,11 +51,21 @@ class LocalEmotionModel:
 
     def score(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
-        width = max((len(e.ids) for e in encodings), default=1)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for i, enc in enumerate(encodings):
-            ids[i, : len(enc.ids)] = enc.ids
-            mask[i, : len(enc.ids)] = 1
-        (probs,) = self.session.run(["probabilities"], {"input_ids": ids, "attention_mask": mask})
-        return probs.astype(np.float32)
+        lengths = np.array([len(e.ids) for e in encodings])
+        out = np.zeros((len(texts), 28), dtype=np.float32)
+        # Same length bucketing as the Triton classifier (triton_models/
+        # emotion_classifier/1/model.py): sorted by length, `bucket_rows` rows per
+        # call, each chunk padded to its own longest text.
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), self.bucket_rows):
+            idx = order[start : start + self.bucket_rows]
+            width = max(int(lengths[idx].max()), 1)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[i]] = encodings[i].ids
+                mask[row, : lengths[i]] = 1
+            (out[idx],) = self.session.run(
+                ["probabilities"], {"input_ids": ids, "attention_mask": mask}
+            )
+        return out
