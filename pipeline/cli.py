@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import load_settings
+
+if TYPE_CHECKING:
+    from pipeline.local.runtime import LocalRuntime
 
 console = Console()
 
@@ -40,7 +44,8 @@ def local() -> None:
     """The local runtime: Kafka, tritonserver and embedded ClickHouse on 127.0.0.1."""
 
 
-def _runtime():
+def _runtime() -> LocalRuntime:
+    # Imported here: `moodpipe worker` should not load the runtime's modules.
     from pipeline.local.runtime import LocalRuntime
 
     return LocalRuntime(load_settings())

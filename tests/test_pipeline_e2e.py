@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
+import jsonschema
 import numpy as np
 import pytest
 
 from pipeline.emotions import LABELS
 from pipeline.inference.onnx_local import LocalEmotionModel
 from pipeline.local.worker import stop_worker
+from pipeline.resources import schemas_dir
 from pipeline.traffic import bad_records, produce, sample_posts, sample_tickets
 from tests.conftest import spawn_worker
 from tests.helpers import Namespace, wait_until
@@ -72,7 +75,9 @@ def test_every_event_lands_once_with_model_scores_and_bad_records_are_dead_lette
     # Each bad record is on the dead-letter topic, byte for byte, with its reason.
     letters = namespace.dead_letters()
     assert len(letters) == len(bad)
-    import base64
+    schema = json.loads((schemas_dir() / "dead_letter.schema.json").read_text())
+    for letter in letters:
+        jsonschema.validate({k: v for k, v in letter.items() if k != "_headers"}, schema)
 
     by_value = {base64.b64decode(d["value_b64"]): d for d in letters}
     for record in bad:

@@ -1,0 +1,91 @@
+"""Schemas and the ClickHouse sink, on the real ClickHouse engine (chDB in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import clickhouse_connect
+import jsonschema
+import numpy as np
+import pytest
+
+from pipeline.emotions import LABELS
+from pipeline.inference.model_info import ModelInfo
+from pipeline.postprocess import COLUMNS, KafkaPosition, scored_row
+from pipeline.records import RecordValidator
+from pipeline.resources import schemas_dir
+from pipeline.sink.clickhouse import ClickHouseSink, apply_migrations
+from pipeline.traffic import sample_posts, sample_tickets
+
+
+@pytest.fixture(scope="module")
+def engine():
+    # One in-memory chDB engine for this module (chDB allows one path per process).
+    client = clickhouse_connect.get_client(dsn="chdb://memory")
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("path", sorted(schemas_dir().glob("*.schema.json")), ids=lambda p: p.name)
+def test_json_schemas_are_valid(path) -> None:
+    jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
+    assert apply_migrations(engine, "mp_schema") == ["001_scored_events.sql"]
+    assert apply_migrations(engine, "mp_schema") == []
+    columns = [r[0] for r in engine.query("DESCRIBE TABLE mp_schema.scored_events").result_rows]
+    assert [c for c in columns if c != "inserted_at"] == list(COLUMNS)
+    scored = json.loads((schemas_dir() / "scored_event.schema.json").read_text())
+    documented = set(scored["properties"]) | set(LABELS)
+    assert set(COLUMNS) - {"brands"} <= documented | {"brands"}
+
+
+def _rows(n_posts: int, n_tickets: int) -> list[list]:
+    validator = RecordValidator(256 * 1024, 10_000)
+    records = [validator.validate("post", r.value) for r in sample_posts(n_posts)]
+    records += [validator.validate("ticket", r.value) for r in sample_tickets(n_tickets)]
+    rng = np.random.default_rng(0)
+    model = ModelInfo("emotion", "test-1", 0.3)
+    now = datetime.now(UTC)
+    return [
+        scored_row(rec, rng.random(28, dtype=np.float32), KafkaPosition("t", 0, i, now), model, now)
+        for i, rec in enumerate(records)
+    ]
+
+
+def test_rewriting_the_same_events_leaves_one_row_each(engine) -> None:
+    apply_migrations(engine, "mp_idem")
+    rows = _rows(30, 20)
+    for _ in range(3):  # a re-delivery, and a replay
+        engine.insert("mp_idem.scored_events", rows, column_names=list(COLUMNS))
+    assert engine.command("SELECT count() FROM mp_idem.scored_events") == 150
+    assert engine.command("SELECT count() FROM mp_idem.scored_events_dedup") == 50
+    assert engine.command("SELECT count() FROM mp_idem.scored_events FINAL") == 50
+    engine.command("OPTIMIZE TABLE mp_idem.scored_events FINAL")
+    assert engine.command("SELECT count() FROM mp_idem.scored_events") == 50
+
+
+def test_row_values_follow_the_taxonomy(engine) -> None:
+    apply_migrations(engine, "mp_tax")
+    rows = _rows(10, 10)
+    engine.insert("mp_tax.scored_events", rows, column_names=list(COLUMNS))
+    bad = engine.command(
+        "SELECT count() FROM mp_tax.scored_events WHERE ekman NOT IN "
+        "('anger','disgust','fear','joy','sadness','surprise','neutral') OR sentiment NOT IN "
+        "('positive','negative','ambiguous','neutral') OR top_score < 0 OR top_score > 1"
+    )
+    assert bad == 0
+
+
+def test_sink_writes_through_the_settings_url(engine, tmp_path) -> None:
+    from pipeline.settings import Settings
+
+    # chdb://memory is the engine this process already holds.
+    settings = Settings(clickhouse_url="chdb://memory", clickhouse_database="mp_sink")
+    sink = ClickHouseSink(settings)
+    sink.migrate()
+    asyncio.run(sink.write(_rows(5, 5)))
+    assert engine.command("SELECT count() FROM mp_sink.scored_events_dedup") == 10
