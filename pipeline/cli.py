@@ -33,9 +33,17 @@ def main(verbose: bool) -> None:
 @click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
 def worker(faust_args: tuple[str, ...]) -> None:
     """Run a Faust worker (extra arguments go to `faust worker`)."""
-    from pipeline.app import app
+    from pipeline.app import app, settings
 
-    sys.argv = ["moodpipe", "worker", "--loglevel", "info", *faust_args]
+    # Faust's worker command line overrides the app's web_enabled (it defaults to
+    # --with-web), so the choice is passed here: several workers on one host must
+    # not all try to bind port 6066.
+    web = (
+        ["--with-web", "--web-port", str(settings.web_port), "--web-bind", settings.bind_host]
+        if settings.web_port
+        else ["--without-web"]
+    )
+    sys.argv = ["moodpipe", "worker", "--loglevel", "info", *web, *faust_args]
     app.main()
 
 

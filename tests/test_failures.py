@@ -85,3 +85,30 @@ def test_triton_outage_retries_without_committing_then_catches_up(
     assert "Triton inference" in log and "retrying in" in log
     stop_worker(worker)
     _assert_exactly_once(namespace, {p.event_id for p in posts})
+
+
+def test_two_workers_share_partitions_and_one_takes_over_when_the_other_dies(
+    namespace: Namespace,
+) -> None:
+    s = namespace.settings
+    first = spawn_worker(namespace, "a")
+    second = spawn_worker(namespace, "b")
+    posts = sample_posts(600, run_id="scale", seed=41)
+
+    def assigned(proc_index: int) -> bool:
+        log = (namespace.log_dir / f"{'ab'[proc_index]}-{proc_index}.log").read_text()
+        return f"| {s.posts_topic}" in log
+
+    # Both workers get a share of the posts topic's partitions.
+    wait_until(lambda: assigned(0) and assigned(1), 120, "both workers to get partitions")
+    asyncio.run(produce(s.kafka_bootstrap, s.posts_topic, posts))
+    wait_until(lambda: namespace.landed() >= 100, 180, "the first events to land")
+    kill_worker(second)
+    wait_until(lambda: namespace.landed() >= len(posts), 300, "the survivor to finish")
+    assert first.poll() is None
+    stop_worker(first)
+    _assert_exactly_once(namespace, {p.event_id for p in posts})
+    partitions = {
+        r[0] for r in namespace.query("SELECT DISTINCT source_partition FROM scored_events")
+    }
+    assert partitions == set(range(s.topic_partitions))
