@@ -16,7 +16,8 @@ from pipeline.settings import load_settings
 if TYPE_CHECKING:
     from pipeline.local.runtime import LocalRuntime
 
-console = Console()
+# Piped output (CI logs, `| tee`) gets a readable width instead of rich's 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=150)
 
 
 @click.group()
@@ -27,6 +28,9 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Client libraries' chatter (metadata refreshes, subscriptions) hides our progress.
+    for noisy in ("aiokafka", "kafka", "clickhouse_connect"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

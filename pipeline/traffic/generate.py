@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
+from pipeline.emotions import LABELS, SENTIMENT_OF
+
 BRANDS = ("Acme Air", "Globex Mobile", "Initech Cloud", "Umbrella Bank")
 HANDLES = {"Acme Air": "@AcmeAir", "Globex Mobile": "@globex", "Initech Cloud": "@initech",
            "Umbrella Bank": "@UmbrellaBank"}  # fmt: skip
@@ -35,11 +37,44 @@ class SampleRecord:
     event_id: str = ""
 
 
+# Each brand's share of positive / negative / ambiguous / neutral texts, so the demo
+# shows brands that differ (Umbrella Bank is having a bad day).
+BRAND_MOOD = {
+    "Acme Air": (0.45, 0.15, 0.1, 0.3),
+    "Globex Mobile": (0.3, 0.3, 0.1, 0.3),
+    "Initech Cloud": (0.25, 0.25, 0.2, 0.3),
+    "Umbrella Bank": (0.1, 0.6, 0.1, 0.2),
+}
+MOOD_GROUPS = ("positive", "negative", "ambiguous", "neutral")
+
+
+@cache
+def _labelled_texts() -> tuple[tuple[str, str], ...]:
+    """(text, sentiment group of its first gold label) for the GoEmotions test split."""
+    path = Path(__file__).parent / "goemotions_test.tsv.gz"
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                text, label_ids = line.rstrip("\n").split("\t")
+                out.append((text, SENTIMENT_OF[LABELS[int(label_ids.split(",")[0])]]))
+    return tuple(out)
+
+
 @cache
 def sample_texts() -> tuple[str, ...]:
-    path = Path(__file__).parent / "goemotions_test.tsv.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return tuple(line.split("\t", 1)[0] for line in f if line.strip())
+    return tuple(text for text, _ in _labelled_texts())
+
+
+@cache
+def _texts_by_mood() -> dict[str, tuple[str, ...]]:
+    return {g: tuple(t for t, group in _labelled_texts() if group == g) for g in MOOD_GROUPS}
+
+
+def _brand_text(rng: random.Random, brand: str) -> str:
+    group = rng.choices(MOOD_GROUPS, weights=BRAND_MOOD[brand])[0]
+    texts = _texts_by_mood()[group]
+    return texts[rng.randrange(len(texts))]
 
 
 def _created_at(rng: random.Random, now: datetime, spread_s: int) -> str:
@@ -52,11 +87,10 @@ def sample_posts(
 ) -> list[SampleRecord]:  # fmt: skip
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    texts = sample_texts()
     out = []
     for i in range(n):
         brands = rng.sample(BRANDS, k=1 if rng.random() < 0.9 else 2)
-        text = texts[rng.randrange(len(texts))]
+        text = _brand_text(rng, brands[0])
         mention = HANDLES[brands[0]] if rng.random() < 0.6 else brands[0]
         text = f"{mention} {text}" if rng.random() < 0.5 else f"{text} {mention}"
         event_id = f"{run_id}-post-{i:06d}"
@@ -80,7 +114,6 @@ def sample_tickets(
 ) -> list[SampleRecord]:  # fmt: skip
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    texts = sample_texts()
     out = []
     for i in range(n):
         brand = rng.choice(BRANDS)
@@ -94,7 +127,7 @@ def sample_tickets(
             "product": product,
             "channel": rng.choice(CHANNELS),
             "subject": rng.choice(SUBJECTS).format(p=product),
-            "body": texts[rng.randrange(len(texts))],
+            "body": _brand_text(rng, brand),
             "priority": rng.choices(PRIORITIES, weights=(3, 10, 4, 1))[0],
             "lang": "en",
             "created_at": _created_at(rng, now, spread_s),
