@@ -41,6 +41,8 @@ async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -
     """Every dead letter currently on the topic (all partitions, from the start)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from pipeline.topics import partitions_of
+
     tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
     if not tps:
         return []
@@ -66,17 +68,3 @@ async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -
         return out
     finally:
         await consumer.stop()
-
-
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    """Partition ids of a topic; empty if it does not exist."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0
-                  for p in d.get("partitions", []))  # fmt: skip

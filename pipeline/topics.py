@@ -30,3 +30,15 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         return missing
     finally:
         await admin.close()
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """Partition ids of a topic; empty if it does not exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0
+                  for p in d.get("partitions", []))  # fmt: skip
