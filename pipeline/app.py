@@ -99,6 +99,7 @@ async def _build_stages(source: str) -> ScoringStages:
         timeout=settings.triton_timeout,
         initial_backoff=settings.retry_initial_backoff,
         max_backoff=settings.retry_max_backoff,
+        threshold_override=settings.label_threshold,
     )
     return ScoringStages(
         source,

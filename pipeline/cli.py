@@ -39,6 +39,10 @@ def worker(faust_args: tuple[str, ...]) -> None:
     """Run a Faust worker (extra arguments go to `faust worker`)."""
     from pipeline.app import app, settings
 
+    # A worker's log keeps the Kafka client's group and partition-assignment lines.
+    for name in ("aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
     # Faust's worker command line overrides the app's web_enabled (it defaults to
     # --with-web), so the choice is passed here: several workers on one host must
     # not all try to bind port 6066.

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # Inference.
     model_name: str = "emotion"
+    # Overrides the model's own label threshold (e.g. to try a new one in a replay test).
+    label_threshold: float | None = Field(default=None, gt=0, lt=1)
     triton_timeout: float = Field(default=30.0, gt=0)
     retry_initial_backoff: float = Field(default=0.2, gt=0)
     retry_max_backoff: float = Field(default=10.0, gt=0)

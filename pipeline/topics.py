@@ -10,7 +10,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from pipeline.settings import Settings
 
 
-async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
+async def ensure_topics(
+    settings: Settings, names: list[str] | None = None, partitions: int | None = None
+) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left alone."""
     wanted = names or [settings.posts_topic, settings.tickets_topic, settings.dead_letter_topic]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -23,7 +25,11 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1)
+                        NewTopic(
+                            n,
+                            num_partitions=partitions or settings.topic_partitions,
+                            replication_factor=1,
+                        )
                         for n in missing
                     ]
                 )

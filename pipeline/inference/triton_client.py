@@ -27,8 +27,10 @@ class TritonEmotionClient:
         timeout: float = 30.0,
         initial_backoff: float = 0.2,
         max_backoff: float = 10.0,
+        threshold_override: float | None = None,
     ) -> None:
         self.url = url
+        self.threshold_override = threshold_override
         self.model_name = model_name
         self.timeout = timeout
         self.initial_backoff = initial_backoff
@@ -72,10 +74,11 @@ class TritonEmotionClient:
         config = response["config"]
         params = config.get("parameters", {})
         self._max_batch = int(config.get("max_batch_size", 0)) or 256
+        threshold = float(params.get("moodpipe_threshold", {}).get("string_value", "0.3"))
         return ModelInfo(
             name=self.model_name,
             version=params.get("moodpipe_model_version", {}).get("string_value", "unknown"),
-            threshold=float(params.get("moodpipe_threshold", {}).get("string_value", "0.3")),
+            threshold=self.threshold_override or threshold,
         )
 
     async def score(self, texts: list[str]) -> np.ndarray:

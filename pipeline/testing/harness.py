@@ -1,0 +1,238 @@
+"""A pipeline of one's own on a shared local runtime, and replaying recordings through it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from pipeline.deadletter import read_dead_letters
+from pipeline.local.worker import kill_worker, start_worker, stop_worker
+from pipeline.recording import RecordingReader
+from pipeline.recording.replay import ReplaySummary, replay_recording
+from pipeline.settings import Settings
+from pipeline.sink.clickhouse import ClickHouseSink, connect
+from pipeline.topics import ensure_topics
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class ReplayResult:
+    """What a replay left behind: scored events (deduplicated) and dead letters."""
+
+    events: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+    replay: ReplaySummary
+    topic_roles: dict[str, str]  # namespace topic -> "posts" | "tickets"
+
+    def event(self, source: str, event_id: str) -> dict[str, Any]:
+        for e in self.events:
+            if e["source"] == source and e["event_id"] == event_id:
+                return e
+        raise KeyError(f"no scored {source} {event_id!r}")
+
+
+@dataclass
+class PipelineNamespace:
+    """Topics, consumer group and ClickHouse database of one test, on a running runtime.
+
+    Environment variables the worker reads are set for the namespace's lifetime
+    (`env`), so a worker started here sees only this test's topics and database.
+    """
+
+    settings: Settings
+    env: dict[str, str]
+    log_dir: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    @contextmanager
+    def create(
+        cls, log_dir: Path, partitions: int = 4, **overrides: str
+    ) -> Iterator[PipelineNamespace]:
+        tag = uuid.uuid4().hex[:8]
+        env = {
+            "MOODPIPE_APP_ID": f"moodpipe-test-{tag}",
+            "MOODPIPE_POSTS_TOPIC": f"posts-{tag}",
+            "MOODPIPE_TICKETS_TOPIC": f"tickets-{tag}",
+            "MOODPIPE_DEAD_LETTER_TOPIC": f"dead-letters-{tag}",
+            "MOODPIPE_CLICKHOUSE_DATABASE": f"moodpipe_test_{tag}",
+            "MOODPIPE_TOPIC_PARTITIONS": str(partitions),
+            "MOODPIPE_BATCH_SIZE": "32",
+            "MOODPIPE_RETRY_MAX_BACKOFF": "2",
+            **{f"MOODPIPE_{k.upper()}": v for k, v in overrides.items()},
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            settings = Settings()
+            asyncio.run(ensure_topics(settings))
+            ClickHouseSink(settings).migrate()
+            ns = cls(settings=settings, env=dict(os.environ), log_dir=log_dir)
+            try:
+                yield ns
+            finally:
+                for proc in ns.workers:
+                    if proc.poll() is None:
+                        kill_worker(proc)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    # --- workers ---------------------------------------------------------------
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        proc = start_worker(self.log_dir / f"{name}-{len(self.workers)}.log", self.env)
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            stop_worker(proc)
+
+    # --- ClickHouse and Kafka views -----------------------------------------------
+
+    def query(self, sql: str, **params: Any) -> list[tuple]:
+        client = connect(self.settings, self.settings.clickhouse_database)
+        try:
+            return client.query(sql, parameters=params).result_rows
+        finally:
+            client.close()
+
+    def query_dicts(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        client = connect(self.settings, self.settings.clickhouse_database)
+        try:
+            result = client.query(sql, parameters=params)
+            return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+        finally:
+            client.close()
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        return self.query(sql, **params)[0][0]
+
+    def landed(self) -> int:
+        return int(self.scalar("SELECT count() FROM scored_events_dedup"))
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return asyncio.run(
+            read_dead_letters(self.settings.kafka_bootstrap, self.settings.dead_letter_topic)
+        )
+
+    def dead_values(self) -> list[bytes]:
+        return [base64.b64decode(d["value_b64"]) for d in self.dead_letters()]
+
+    def caught_up(self) -> bool:
+        """True when the worker group has committed every input record.
+
+        The worker commits an offset only after the records before it are in
+        ClickHouse or on the dead-letter topic, so this means "all processed".
+        """
+        return asyncio.run(self._caught_up())
+
+    async def _caught_up(self) -> bool:
+        from aiokafka import AIOKafkaConsumer
+
+        from pipeline.topics import partitions_of
+
+        s = self.settings
+        tps = [
+            TopicPartition(topic, p)
+            for topic in s.input_topics
+            for p in await partitions_of(s.kafka_bootstrap, topic)
+        ]
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        await consumer.start()
+        await admin.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+            committed = await admin.list_consumer_group_offsets(s.app_id)
+        except KafkaError:
+            return False  # e.g. the group's coordinator is not elected yet
+        finally:
+            await admin.close()
+            await consumer.stop()
+        return all(
+            end == 0 or (tp in committed and committed[tp].offset >= end)
+            for tp, end in ends.items()
+        )
+
+    # --- replay ------------------------------------------------------------------
+
+    def replay(
+        self,
+        recording: Path,
+        roles: dict[str, str] | None = None,
+        timeout: float = 300,
+        speed: float = 0.0,
+    ) -> ReplayResult:
+        """Replay a recording into this namespace's input topics and wait for the pipeline.
+
+        `roles` maps each recorded topic to "posts" or "tickets"; by default a topic
+        whose name contains "post" or "ticket" gets that role.
+        """
+        with RecordingReader(recording) as reader:
+            recorded = reader.header["source"]["topics"]
+        roles = roles or {t: _guess_role(t) for t in recorded}
+        target = {"posts": self.settings.posts_topic, "tickets": self.settings.tickets_topic}
+        topic_map = {t: target[role] for t, role in roles.items()}
+        if not any(p.poll() is None for p in self.workers):
+            self.start_worker()
+        summary = asyncio.run(
+            replay_recording(
+                recording,
+                self.settings.kafka_bootstrap,
+                topic_map=topic_map,
+                speed=speed,
+                partitioning="key",
+            )
+        )
+        if summary.error is not None:
+            raise summary.error
+        wait_until(self.caught_up, timeout, "the pipeline to process every replayed record")
+        return self.results(topic_roles={v: roles[k] for k, v in topic_map.items()}, replay=summary)
+
+    def results(
+        self, topic_roles: dict[str, str] | None = None, replay: ReplaySummary | None = None
+    ) -> ReplayResult:
+        events = self.query_dicts("SELECT * FROM scored_events_dedup ORDER BY source, event_id")
+        return ReplayResult(
+            events=events,
+            dead_letters=self.dead_letters(),
+            replay=replay or ReplaySummary(),
+            topic_roles=topic_roles or {},
+        )
+
+
+def _guess_role(topic: str) -> str:
+    lowered = topic.lower()
+    if "ticket" in lowered:
+        return "tickets"
+    if "post" in lowered:
+        return "posts"
+    raise ValueError(f"cannot tell whether {topic!r} holds posts or tickets: pass roles=")
