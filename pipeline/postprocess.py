@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.emotions import EKMAN_GROUPS, LABELS, SENTIMENT_GROUPS, group_scores
-from pipeline.inference.model_info import ModelInfo
+from pipeline.emotions import LABELS, SENTIMENT_GROUPS, group_scores
+from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.records.models import InputRecord, SocialPost
 
 # Column order of scored_events as written by the sink (inserted_at has a default).
@@ -30,34 +30,38 @@ class KafkaPosition:
     timestamp: datetime  # the record's Kafka timestamp (produce time)
 
 
-def summarise(probs: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Top emotion, labels over threshold, Ekman group and sentiment of one text.
+def summarise(probs: np.ndarray) -> dict[str, Any]:
+    """Top emotion and the sentiment score (strongest positive - strongest negative).
 
-    The Ekman group and sentiment are those of the strongest label, so "neutral"
-    wins only when neutral is the single most likely label.
+    Labels over threshold, the Ekman group and the sentiment group come from the
+    model's own postprocessing step (Triton `emotion_postprocess`), which knows the
+    model version's per-label thresholds.
     """
     top = int(np.argmax(probs))
-    top_label = LABELS[top]
-    ekman = group_scores(probs, EKMAN_GROUPS)
     sentiment = group_scores(probs, SENTIMENT_GROUPS)
     return {
-        "top_emotion": top_label,
+        "top_emotion": LABELS[top],
         "top_score": float(probs[top]),
-        "labels": [LABELS[i] for i in np.flatnonzero(probs >= threshold)],
-        "ekman": max(ekman, key=ekman.__getitem__),
-        "sentiment": max(sentiment, key=sentiment.__getitem__),
         "sentiment_score": sentiment["positive"] - sentiment["negative"],
     }
 
 
 def scored_row(
     record: InputRecord,
-    probs: np.ndarray,
+    predictions: Predictions,
+    i: int,
     position: KafkaPosition,
     model: ModelInfo,
     scored_at: datetime,
 ) -> list[Any]:
-    summary = summarise(probs, model.threshold)
+    """Row i of a batch's predictions as a scored_events row."""
+    probs = predictions.probabilities[i]
+    summary = {
+        **summarise(probs),
+        "labels": predictions.labels[i],
+        "ekman": predictions.ekman[i],
+        "sentiment": predictions.sentiment[i],
+    }
     if isinstance(record, SocialPost):
         fields = {
             "brand": record.brand, "brands": list(record.brands), "platform": record.platform,

@@ -69,11 +69,11 @@ class ScoringStages:
             if not good:
                 return
             model = await self.inference.model_info()
-            probs = await self.inference.score([record.score_text for record, _ in good])
+            predictions = await self.inference.score([record.score_text for record, _ in good])
             scored_at = datetime.now(UTC)
             rows = [
-                scored_row(record, p, position, model, scored_at)
-                for (record, position), p in zip(good, probs, strict=True)
+                scored_row(record, predictions, i, position, model, scored_at)
+                for i, (record, position) in enumerate(good)
             ]
             await self.sink.write(rows)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from pipeline.emotions import LABELS
-from pipeline.inference.model_info import ModelInfo
+from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.postprocess import COLUMNS, KafkaPosition
 from pipeline.records import RecordValidator
@@ -25,13 +25,14 @@ class RecordingInference:
         self.calls: list[list[str]] = []
 
     async def model_info(self) -> ModelInfo:
-        return ModelInfo("emotion", "test-1", 0.5)
+        return ModelInfo("emotion", "test-1")
 
-    async def score(self, texts: list[str]) -> np.ndarray:
+    async def score(self, texts: list[str]) -> Predictions:
         self.calls.append(texts)
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         out[:, LABELS.index("anger")] = [len(t) % 10 / 10 for t in texts]
-        return out
+        n = len(texts)
+        return Predictions(out, [["anger"]] * n, ["anger"] * n, ["negative"] * n)
 
 
 class RecordingSink:
@@ -95,15 +96,27 @@ def test_triton_client_splits_batches_over_the_model_max(monkeypatch) -> None:
 
     async def fake_info() -> ModelInfo:
         client._max_batch = 256
-        return ModelInfo("emotion", "v", 0.3)
+        return ModelInfo("emotion", "v")
 
-    async def fake_infer(texts: list[str]) -> np.ndarray:
+    async def fake_infer(texts: list[str]) -> Predictions:
         seen.append(len(texts))
-        return np.full((len(texts), 28), len(seen), dtype=np.float32)
+        n = len(texts)
+        probs = np.full((n, 28), len(seen), dtype=np.float32)
+        return Predictions(probs, [[f"c{len(seen)}"]] * n, ["joy"] * n, ["positive"] * n)
 
     monkeypatch.setattr(client, "model_info", fake_info)
     monkeypatch.setattr(client, "_infer", fake_infer)
-    probs = asyncio.run(client.score([f"t{i}" for i in range(600)]))
+    result = asyncio.run(client.score([f"t{i}" for i in range(600)]))
     assert seen == [256, 256, 88]
-    assert probs.shape == (600, 28)
-    assert probs[0, 0] == 1 and probs[-1, 0] == 3
+    assert result.probabilities.shape == (600, 28) and len(result) == 600
+    assert result.probabilities[0, 0] == 1 and result.probabilities[-1, 0] == 3
+    assert result.labels[0] == ["c1"] and result.labels[-1] == ["c3"]
+
+
+def test_a_threshold_override_relabels_from_probabilities() -> None:
+    probs = np.zeros((2, 28), dtype=np.float32)
+    probs[0, LABELS.index("anger")] = 0.55
+    probs[1, LABELS.index("joy")] = 0.45
+    base = Predictions(probs, [["anger"], ["joy"]], ["anger", "joy"], ["negative", "positive"])
+    assert base.with_threshold(0.5, LABELS).labels == [["anger"], []]
+    assert base.with_threshold(0.4, LABELS).labels == [["anger"], ["joy"]]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.emotions import LABELS
-from pipeline.inference.model_info import ModelInfo
+from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.postprocess import COLUMNS, KafkaPosition, scored_row
 from pipeline.records import RecordValidator
 from pipeline.resources import schemas_dir
@@ -48,10 +48,17 @@ def _rows(n_posts: int, n_tickets: int) -> list[list]:
     records = [validator.validate("post", r.value) for r in sample_posts(n_posts)]
     records += [validator.validate("ticket", r.value) for r in sample_tickets(n_tickets)]
     rng = np.random.default_rng(0)
-    model = ModelInfo("emotion", "test-1", 0.3)
+    probs = rng.random((len(records), 28), dtype=np.float32)
+    predictions = Predictions(
+        probs,
+        [[LABELS[j] for j in np.flatnonzero(row > 0.7)] for row in probs],
+        ["joy"] * len(records),
+        ["positive"] * len(records),
+    )
+    model = ModelInfo("emotion", "test-1")
     now = datetime.now(UTC)
     return [
-        scored_row(rec, rng.random(28, dtype=np.float32), KafkaPosition("t", 0, i, now), model, now)
+        scored_row(rec, predictions, i, KafkaPosition("t", 0, i, now), model, now)
         for i, rec in enumerate(records)
     ]
 

@@ -1,19 +1,23 @@
-"""The same emotion model in-process: same tokenizer.json, same ONNX file, no Triton.
+"""The same emotion model in-process: same tokenizer.json, ONNX file and postprocessing.
 
-Used by `moodpipe bench` for the model-only baseline and by tests as the reference
-the pipeline's stored scores must equal.
+Used by `moodpipe score` without a Triton URL, by `moodpipe eval`, by `moodpipe bench`
+for the model-only baseline, and by tests as the reference the pipeline's stored
+scores must equal. The postprocessing code is the Triton model's own file.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from pipeline.inference.model_info import ModelInfo
+from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.resources import triton_models_dir
 
 
@@ -24,8 +28,24 @@ def _param(config: str, key: str, default: str) -> str:
     return found.group(1) if found else default
 
 
+def load_postprocessor(repo: Path) -> Any:
+    here = repo / "emotion_postprocess" / "1"
+    spec = importlib.util.spec_from_file_location("moodpipe_postprocess_logic",
+                                                  here / "postprocess_logic.py")  # fmt: skip
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Postprocessor(here / "taxonomy.json")
+
+
 class LocalEmotionModel:
-    def __init__(self, repository: Path | None = None, model_name: str = "emotion") -> None:
+    def __init__(
+        self,
+        repository: Path | None = None,
+        model_name: str = "emotion",
+        onnx_file: str = "model.onnx",
+        threads: int = 0,
+    ) -> None:
         repo = repository or triton_models_dir()
         tok_config = (repo / "emotion_tokenizer" / "config.pbtxt").read_text()
         classifier_config = (repo / "emotion_classifier" / "config.pbtxt").read_text()
@@ -34,8 +54,11 @@ class LocalEmotionModel:
         self.info = ModelInfo(
             name=model_name,
             version=_param(ensemble_config, "moodpipe_model_version", "unknown"),
-            threshold=float(_param(ensemble_config, "moodpipe_threshold", "0.3")),
         )
+        self.post = load_postprocessor(repo)
+        self.thresholds = json.loads(
+            (repo / "emotion_postprocess" / "1" / "taxonomy.json").read_text()
+        )["thresholds"]
         self.tokenizer = Tokenizer.from_file(
             str(repo / "emotion_tokenizer" / "1" / "tokenizer.json")
         )
@@ -43,8 +66,10 @@ class LocalEmotionModel:
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
-            str(repo / "emotion_classifier" / "1" / "model.onnx"),
+            str(repo / "emotion_classifier" / "1" / onnx_file),
             options,
             providers=["CPUExecutionProvider"],
         )
@@ -69,3 +94,12 @@ class LocalEmotionModel:
                 ["probabilities"], {"input_ids": ids, "attention_mask": mask}
             )
         return out
+
+    def predict(self, texts: list[str]) -> Predictions:
+        probs = self.score(texts)
+        return Predictions(
+            probabilities=probs,
+            labels=self.post.labels_over_threshold(probs),
+            ekman=self.post.group(probs, "ekman"),
+            sentiment=self.post.group(probs, "sentiment"),
+        )

@@ -9,13 +9,14 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from pipeline.inference.model_info import ModelInfo
+from pipeline.emotions import LABELS
+from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.retry import retry_forever
 
 log = logging.getLogger("moodpipe.inference")
 
 INPUT = "TEXT"
-OUTPUT = "PROBABILITIES"
+OUTPUTS = ("PROBABILITIES", "LABELS", "EKMAN", "SENTIMENT")
 
 
 class TritonEmotionClient:
@@ -74,15 +75,13 @@ class TritonEmotionClient:
         config = response["config"]
         params = config.get("parameters", {})
         self._max_batch = int(config.get("max_batch_size", 0)) or 256
-        threshold = float(params.get("moodpipe_threshold", {}).get("string_value", "0.3"))
         return ModelInfo(
             name=self.model_name,
             version=params.get("moodpipe_model_version", {}).get("string_value", "unknown"),
-            threshold=self.threshold_override or threshold,
         )
 
-    async def score(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), 28) probabilities; retries until Triton answers."""
+    async def score(self, texts: list[str]) -> Predictions:
+        """Probabilities, labels, Ekman and sentiment groups; retries until Triton answers."""
         await self.model_info()
         parts = []
         for start in range(0, len(texts), self._max_batch):
@@ -97,21 +96,33 @@ class TritonEmotionClient:
                     on_failure=self._reset,
                 )
             )
-        return np.concatenate(parts) if parts else np.zeros((0, 28), dtype=np.float32)
+        result = Predictions.concat(parts)
+        if self.threshold_override is not None:
+            result = result.with_threshold(self.threshold_override, LABELS)
+        return result
 
-    async def _infer(self, texts: list[str]) -> np.ndarray:
+    async def _infer(self, texts: list[str]) -> Predictions:
         data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
         tensor = grpcclient.InferInput(INPUT, list(data.shape), "BYTES")
         tensor.set_data_from_numpy(data)
         result = await self._connection().infer(
             self.model_name,
             [tensor],
-            outputs=[grpcclient.InferRequestedOutput(OUTPUT)],
+            outputs=[grpcclient.InferRequestedOutput(name) for name in OUTPUTS],
             client_timeout=self.timeout,
         )
-        probs = result.as_numpy(OUTPUT)
+        probs = result.as_numpy("PROBABILITIES")
         if probs is None or probs.shape != (len(texts), 28):
             raise InferenceServerException(
                 f"unexpected output shape {getattr(probs, 'shape', None)}"
             )
-        return probs
+
+        def strings(name: str) -> list[str]:
+            return [v.decode() for v in result.as_numpy(name).reshape(-1)]
+
+        return Predictions(
+            probabilities=probs,
+            labels=[ls.split(",") if ls else [] for ls in strings("LABELS")],
+            ekman=strings("EKMAN"),
+            sentiment=strings("SENTIMENT"),
+        )

@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.emotions import LABELS
 from pipeline.model.data import default_data_dir, read_split
+from pipeline.model.export import store_weights_as_fp16
 
 log = logging.getLogger("moodpipe.build")
 
@@ -124,36 +125,6 @@ def export_onnx(weights: np.ndarray, bias: np.ndarray, path: Path) -> None:
     )
     store_weights_as_fp16(tmp, path)
     tmp.unlink()
-
-
-def store_weights_as_fp16(src: Path, dst: Path) -> None:
-    """Halve the file: large fp32 weights are stored as fp16 and cast back at load.
-
-    onnxruntime folds the Cast nodes into fp32 constants when it builds the session,
-    so inference still runs in fp32 (no fp16 kernels needed on CPU).
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    new_inits = []
-    casts = []
-    for init in graph.initializer:
-        arr = numpy_helper.to_array(init)
-        if arr.dtype == np.float32 and arr.size >= 1024:
-            half_name = init.name + "__fp16"
-            new_inits.append(numpy_helper.from_array(arr.astype(np.float16), half_name))
-            casts.append(helper.make_node("Cast", [half_name], [init.name], to=TensorProto.FLOAT))
-        else:
-            new_inits.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(new_inits)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
 
 
 def main() -> None:

@@ -28,8 +28,9 @@ class TritonPythonModel:
         # Idle threads yield the CPU instead of spinning: the broker, the worker and
         # ClickHouse share the host's cores with this model.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        model_file = params.get("model_file", {}).get("string_value", "model.onnx")
         self.session = ort.InferenceSession(
-            str(here / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            str(here / model_file), options, providers=["CPUExecutionProvider"]
         )
 
     def execute(self, requests: list) -> list:

@@ -1,0 +1,156 @@
+"""The emotion model's code paths: training, export, metrics, postprocessing, scoring.
+
+Training and export run for a few steps on a tiny sample, so the code cannot rot;
+the shipped model's quality is measured by `moodpipe eval` (docs/model-eval.json).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.emotions import LABELS
+from pipeline.inference.onnx_local import LocalEmotionModel, load_postprocessor
+from pipeline.model.metrics import macro_f1, per_label_f1, tune_thresholds
+from pipeline.model.score import read_inputs, score_stream
+from pipeline.resources import triton_models_dir
+from pipeline.traffic.generate import sample_texts
+
+
+def test_metrics_on_a_hand_checked_case() -> None:
+    y = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    pred = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    # label 0: tp 1, fp 1, fn 1 -> 0.5; label 1: tp 2 -> 1.0
+    assert per_label_f1(y, pred).tolist() == [0.5, 1.0]
+    assert macro_f1(y, pred) == 0.75
+    probs = np.array([[0.9, 0.1], [0.6, 0.7], [0.2, 0.8], [0.1, 0.2]])
+    thresholds, f1 = tune_thresholds(y, probs)
+    assert f1 == 1.0 and 0.2 < thresholds[0] <= 0.6 and 0.2 < thresholds[1] <= 0.7
+
+
+def test_postprocessing_uses_per_label_thresholds_and_published_groups(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(triton_models_dir() / "emotion_postprocess", repo / "emotion_postprocess")
+    taxonomy_path = repo / "emotion_postprocess" / "1" / "taxonomy.json"
+    taxonomy = json.loads(taxonomy_path.read_text())
+    taxonomy["thresholds"] = {label: 0.5 for label in LABELS} | {"anger": 0.2}
+    taxonomy_path.write_text(json.dumps(taxonomy))
+    post = load_postprocessor(repo)
+    probs = np.zeros((3, 28), dtype=np.float32)
+    probs[0, LABELS.index("anger")] = 0.3  # over anger's own 0.2
+    probs[0, LABELS.index("joy")] = 0.45  # under 0.5
+    probs[1, LABELS.index("grief")] = 0.9
+    probs[2, LABELS.index("neutral")] = 0.6
+    probs[2, LABELS.index("curiosity")] = 0.55
+    assert post.labels_over_threshold(probs) == [["anger"], ["grief"], ["curiosity", "neutral"]]
+    assert post.group(probs, "ekman") == ["joy", "sadness", "neutral"]
+    assert post.group(probs, "sentiment") == ["positive", "negative", "neutral"]
+
+
+def test_score_reads_lines_and_json_lines_with_clear_errors() -> None:
+    items = list(read_inputs(["plain text\n", '{"id": 3, "text": "json"}\n', "\n"]))
+    assert items == [{"id": None, "text": "plain text"}, {"id": 3, "text": "json"}]
+    with pytest.raises(ValueError, match='line 1: a JSON line needs a string "text"'):
+        list(read_inputs(['{"body": "x"}']))
+    with pytest.raises(ValueError, match="line 2: not valid JSON"):
+        list(read_inputs(["ok", "{broken"]))
+
+
+def test_local_scoring_writes_one_json_line_per_text() -> None:
+    out = io.StringIO()
+    assert score_stream(["I love it", "This is awful"], out, None, "emotion") == 2
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [d["text"] for d in docs] == ["I love it", "This is awful"]
+    assert docs[0]["top_emotion"] == "love" and docs[0]["sentiment"] == "positive"
+    assert docs[1]["sentiment"] == "negative"
+    assert all(len(d["probabilities"]) == 28 and d["model_version"] for d in docs)
+
+
+@pytest.mark.services
+def test_scoring_through_triton_equals_scoring_in_process(runtime) -> None:
+    texts = list(sample_texts()[:40])
+    local, remote = io.StringIO(), io.StringIO()
+    score_stream(texts, local, None, "emotion", batch=7)
+    score_stream(texts, remote, runtime.settings.triton_url, "emotion", batch=16)
+    a = [json.loads(x) for x in local.getvalue().splitlines()]
+    b = [json.loads(x) for x in remote.getvalue().splitlines()]
+    assert len(a) == len(b) == 40
+    for x, y in zip(a, b, strict=True):
+        assert (x["labels"], x["ekman"], x["sentiment"], x["model_version"]) == (
+            y["labels"], y["ekman"], y["sentiment"], y["model_version"],
+        )  # fmt: skip
+        diff = max(abs(x["probabilities"][k] - y["probabilities"][k]) for k in LABELS)
+        assert diff <= 2e-5
+
+
+def test_int8_variant_is_close_to_fp32() -> None:
+    texts = list(sample_texts()[:64])
+    fp32 = LocalEmotionModel().score(texts)
+    int8 = LocalEmotionModel(onnx_file="model_int8.onnx").score(texts)
+    assert np.abs(fp32 - int8).max() < 0.2
+    assert (fp32.argmax(1) == int8.argmax(1)).mean() > 0.8
+
+
+torch = pytest.importorskip("torch", reason="the train extra is part of `make test`")
+
+
+def _train(out: Path, steps_per_epoch_texts: int, epochs: int) -> None:
+    from pipeline.model.train import main
+
+    main(["--out", str(out), "--limit", str(steps_per_epoch_texts), "--dev-limit", "32",
+          "--batch-size", "8", "--epochs", str(epochs), "--checkpoint-every", "1",
+          "--max-length", "32", "--threads", "2"])  # fmt: skip
+
+
+def test_training_is_seeded_and_resumes_where_it_stopped(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _train(tmp_path / "a", 16, 1)  # 2 steps, then stop
+    _train(tmp_path / "a", 16, 2)  # resumes for 2 more
+    assert "resumed from" in (tmp_path / "a" / "train.log").read_text()
+    _train(tmp_path / "b", 16, 2)  # 4 steps in one go
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert a["state"]["step"] == b["state"]["step"] == 4
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    summary = json.loads((tmp_path / "b" / "train_summary.json").read_text())
+    assert len(summary["history"]) == 2
+    thresholds = json.loads((tmp_path / "b" / "thresholds.json").read_text())
+    assert set(thresholds) == set(LABELS)
+
+
+def test_export_gives_onnx_equal_to_torch_with_dynamic_axes(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import onnxruntime as ort
+
+    from pipeline.model.build_baseline import encoder_dir
+    from pipeline.model.export import export_classifier, parity
+    from pipeline.model.train import build_model
+
+    inner = build_model(encoder_dir())
+
+    class WithSigmoid(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, ids, mask):
+            return torch.sigmoid(self.inner(ids, mask))
+
+    model = WithSigmoid().eval()
+    fp32 = export_classifier(model, tmp_path)
+    texts = list(sample_texts()[:24])
+    assert parity(model, fp32, texts) < 1e-5
+    assert parity(model, tmp_path / "model.onnx", texts) < 2e-3  # fp16-stored weights
+    assert parity(model, tmp_path / "model_int8.onnx", texts) < 0.2
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    for batch, length in ((1, 5), (7, 40)):
+        ids = np.ones((batch, length), dtype=np.int64)
+        (probs,) = session.run(None, {"input_ids": ids, "attention_mask": ids})
+        assert probs.shape == (batch, 28)
+    assert (tmp_path / "model.onnx").stat().st_size < 0.6 * fp32.stat().st_size
