@@ -327,8 +327,8 @@ def export_cmd(train_dir: str, version_label: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from pipeline.model.build_baseline import encoder_dir
     from pipeline.model.data import default_data_dir, read_split
+    from pipeline.model.encoder import encoder_dir
     from pipeline.model.export import export_classifier, parity, write_taxonomy
     from pipeline.model.train import build_model
     from pipeline.resources import triton_models_dir

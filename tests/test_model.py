@@ -128,7 +128,7 @@ def test_export_gives_onnx_equal_to_torch_with_dynamic_axes(tmp_path: Path, monk
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import onnxruntime as ort
 
-    from pipeline.model.build_baseline import encoder_dir
+    from pipeline.model.encoder import encoder_dir
     from pipeline.model.export import export_classifier, parity
     from pipeline.model.train import build_model
 

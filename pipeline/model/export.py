@@ -106,7 +106,7 @@ def parity(model: Any, onnx_path: Path, texts: list[str], max_length: int = 128)
     import torch
     from transformers import AutoTokenizer
 
-    from pipeline.model.build_baseline import encoder_dir
+    from pipeline.model.encoder import encoder_dir
 
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir())
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

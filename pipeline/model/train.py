@@ -90,7 +90,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    from pipeline.model.build_baseline import encoder_dir
+    from pipeline.model.encoder import encoder_dir
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
