@@ -82,40 +82,66 @@ def test_scoring_through_triton_equals_scoring_in_process(runtime) -> None:
     assert len(a) == len(b) == 40
     for x, y in zip(a, b, strict=True):
         assert (x["labels"], x["ekman"], x["sentiment"], x["model_version"]) == (
-            y["labels"], y["ekman"], y["sentiment"], y["model_version"],
-        )  # fmt: skip
+            y["labels"],
+            y["ekman"],
+            y["sentiment"],
+            y["model_version"],
+        )
         diff = max(abs(x["probabilities"][k] - y["probabilities"][k]) for k in LABELS)
         assert diff <= 2e-5
 
 
-def test_int8_variant_is_close_to_fp32() -> None:
-    texts = list(sample_texts()[:64])
-    fp32 = LocalEmotionModel().score(texts)
-    int8 = LocalEmotionModel(onnx_file="model_int8.onnx").score(texts)
-    assert np.abs(fp32 - int8).max() < 0.2
-    assert (fp32.argmax(1) == int8.argmax(1)).mean() > 0.8
+def test_int8_variant_stays_close_to_fp32() -> None:
+    # Measured on the shipped model over these 256 texts: mean |diff| 0.007, top
+    # emotion agrees on 91%, Ekman group on 93%; test-set macro-F1 drops 0.010
+    # (docs/model-eval.json). Single probabilities can move by 0.3.
+    texts = list(sample_texts()[:256])
+    fp32 = LocalEmotionModel().predict(texts)
+    int8 = LocalEmotionModel(onnx_file="model_int8.onnx").predict(texts)
+    assert np.abs(fp32.probabilities - int8.probabilities).mean() < 0.015
+    assert (fp32.probabilities.argmax(1) == int8.probabilities.argmax(1)).mean() > 0.85
+    assert np.mean([a == b for a, b in zip(fp32.ekman, int8.ekman, strict=True)]) > 0.85
 
 
 torch = pytest.importorskip("torch", reason="the train extra is part of `make test`")
 
 
-def _train(out: Path, steps_per_epoch_texts: int, epochs: int) -> None:
+def _train(out: Path, texts: int, epochs: int, stop_after: int = 0) -> None:
     from pipeline.model.train import main
 
-    main(["--out", str(out), "--limit", str(steps_per_epoch_texts), "--dev-limit", "32",
-          "--batch-size", "8", "--epochs", str(epochs), "--checkpoint-every", "1",
-          "--max-length", "32", "--threads", "2"])  # fmt: skip
+    main(
+        [
+            "--out",
+            str(out),
+            "--limit",
+            str(texts),
+            "--dev-limit",
+            "32",
+            "--batch-size",
+            "8",
+            "--epochs",
+            str(epochs),
+            "--checkpoint-every",
+            "1",
+            "--max-length",
+            "32",
+            "--threads",
+            "2",
+            "--stop-after",
+            str(stop_after),
+        ]
+    )
 
 
 def test_training_is_seeded_and_resumes_where_it_stopped(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _train(tmp_path / "a", 16, 1)  # 2 steps, then stop
-    _train(tmp_path / "a", 16, 2)  # resumes for 2 more
+    _train(tmp_path / "a", 24, 2, stop_after=4)  # 4 of 6 steps (mid-epoch), then stop
+    _train(tmp_path / "a", 24, 2)  # resumes for the last 2
     assert "resumed from" in (tmp_path / "a" / "train.log").read_text()
-    _train(tmp_path / "b", 16, 2)  # 4 steps in one go
+    _train(tmp_path / "b", 24, 2)  # 6 steps in one go
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    assert a["state"]["step"] == b["state"]["step"] == 4
+    assert a["state"]["step"] == b["state"]["step"] == 6
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     summary = json.loads((tmp_path / "b" / "train_summary.json").read_text())

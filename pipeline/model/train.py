@@ -187,6 +187,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     save_checkpoint()
                 if state["step"] % steps_per_epoch == 0 or state["step"] == total:
                     break
+                if args.stop_after and state["step"] >= args.stop_after:
+                    save_checkpoint()
+                    log.info("stopping at step %d as asked; run again to resume", state["step"])
+                    return {"stopped_at": state["step"]}
             probs = predict(model, tokenizer, dev.texts[:dev_n], args.max_length)
             thresholds, f1 = tune_thresholds(dev.labels[:dev_n], probs)
             flat = macro_f1(dev.labels[:dev_n], probs >= 0.3)
@@ -238,18 +242,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="train on the first N texts only")
     p.add_argument("--dev-limit", type=int, default=0, help="evaluate on the first N dev texts")
     p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument(
+        "--stop-after", type=int, default=0, help="stop (resumably) once this step is reached"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(message)s",
-        handlers=[logging.FileHandler(args.out / "train.log")],
-    )
-    train(args)
+    # A handler of our own: basicConfig does nothing when the host (pytest, a
+    # notebook) has configured logging already.
+    handler = logging.FileHandler(args.out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        train(args)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 if __name__ == "__main__":
