@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.inference.onnx_local import LocalEmotionModel
+from pipeline.inference.triton_client import OUTPUTS
 from pipeline.local.runtime import LocalRuntime
 from pipeline.settings import Settings
 from pipeline.traffic.generate import sample_texts
@@ -48,7 +49,9 @@ def _triton_fns(settings: Settings) -> dict[str, Any]:
             result = client.infer(
                 settings.model_name,
                 [tensor],
-                outputs=[module.InferRequestedOutput("PROBABILITIES")],
+                # All four: asking Triton for a subset of an ensemble's outputs fails
+                # ("unexpected deadlock") when a later step's outputs go unrequested.
+                outputs=[module.InferRequestedOutput(name) for name in OUTPUTS],
             )
             return result.as_numpy("PROBABILITIES")
 
