@@ -106,11 +106,30 @@ def test_int8_variant_stays_close_to_fp32() -> None:
 torch = pytest.importorskip("torch", reason="the train extra is part of `make test`")
 
 
+def _tiny_goemotions(folder: Path) -> Path:
+    """train.tsv / dev.tsv in GoEmotions' format, from the sample texts the package ships."""
+    import gzip
+
+    import pipeline.traffic
+
+    source = Path(pipeline.traffic.__file__).parent / "goemotions_test.tsv.gz"
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][:96]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train.tsv", rows[:64]), ("dev.tsv", rows[64:])):
+        lines = [f"{text}\t{labels}\tid{i}\n" for i, (text, labels) in enumerate(part)]
+        (folder / name).write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
 def _train(out: Path, texts: int, epochs: int, stop_after: int = 0) -> None:
     from pipeline.model.train import main
 
+    data = _tiny_goemotions(out.parent / "data")
     main(
         [
+            "--data-dir",
+            str(data),
             "--out",
             str(out),
             "--limit",
