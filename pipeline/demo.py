@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
 import time
 from datetime import UTC, datetime
 
@@ -91,7 +92,7 @@ def _interleave(good: list[SampleRecord], bad: list[SampleRecord]) -> list[Sampl
 
 def _wait_for_results(
     settings: Settings, run_id: str, expected_scored: int, bad: list[SampleRecord],
-    progress: Progress, worker: object, timeout: float = 900.0,
+    progress: Progress, worker: subprocess.Popen[bytes], timeout: float = 900.0,
 ) -> bool:  # fmt: skip
     client = connect(settings, settings.clickhouse_database)
     scored_task = progress.add_task("scored into ClickHouse", total=expected_scored)
@@ -112,7 +113,7 @@ def _wait_for_results(
         progress.update(dead_task, completed=dead)
         if scored >= expected_scored and dead >= len(bad):
             return True
-        if getattr(worker, "poll", lambda: None)() is not None:
+        if worker.poll() is not None:  # the worker died: report what landed
             return False
         time.sleep(1.0)
     return False

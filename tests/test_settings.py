@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,7 +11,7 @@ from pipeline.settings import Settings
 
 
 def test_defaults_are_local_and_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("MOODPIPE_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)

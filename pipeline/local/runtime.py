@@ -94,11 +94,11 @@ class LocalRuntime:
             processes.stop(proc)
         starter[name](timeout)
 
-    def stop(self, name: str, sig: int | None = None) -> bool:
+    def stop(self, name: str) -> bool:
         proc = self._managed(name)
         if proc is None:
             return False
-        was_running = processes.stop(proc, sig=sig) if sig else processes.stop(proc)
+        was_running = processes.stop(proc)
         self._pid_path(name).unlink(missing_ok=True)
         if name == "clickhouse":
             path = chdb_path(self.settings.resolved_clickhouse_url)
