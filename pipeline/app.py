@@ -1,6 +1,7 @@
 """The Faust application: one agent per input topic, each scoring in batches.
 
-Records -> agents -> inference client -> sink. An event is acked (and so its offset
+Records -> agents -> inference client -> sink (ClickHouse, then the scored topic,
+which feeds the alert agents in `pipeline.alerts.agents`). An event is acked (and so its offset
 becomes committable) only after its batch is in ClickHouse or on the dead-letter
 topic: `noack_take` leaves acking to us, and Faust commits only offsets below the
 first unacked one of each partition. A crash therefore re-delivers, never skips,
@@ -16,6 +17,7 @@ from typing import Any
 
 import faust
 
+from pipeline.alerts import agents as alert_agents
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.postprocess import KafkaPosition
 from pipeline.records import RecordValidator
@@ -80,6 +82,13 @@ async def _send_dead_letter(
     )
 
 
+publish_scored = (
+    alert_agents.install(app, settings, _raw_topic, _send_dead_letter)
+    if settings.alerts_enabled
+    else None
+)
+
+
 async def _build_stages(source: str) -> ScoringStages:
     global _migration_done
     sink = ClickHouseSink(settings)
@@ -107,6 +116,7 @@ async def _build_stages(source: str) -> ScoringStages:
         inference,
         sink,
         _send_dead_letter,
+        publish_scored,
     )
 
 

@@ -93,3 +93,15 @@ def scored_row(
         "source_offset": position.offset,
     }
     return [values[c] for c in COLUMNS]
+
+
+def scored_message(row: list[Any]) -> dict[str, Any]:
+    """A scored_events row as a scored_event message (schemas/scored_event.schema.json)."""
+    values = dict(zip(COLUMNS, row, strict=True))
+    message = {c: v for c, v in values.items() if c not in LABELS}
+    message["scores"] = {label: round(float(values[label]), 6) for label in LABELS}
+    for name in ("created_at", "produced_at", "scored_at"):
+        message[name] = values[name].isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    message["top_score"] = float(values["top_score"])
+    message["sentiment_score"] = float(values["sentiment_score"])
+    return message

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     posts_topic: str = "social-posts"
     tickets_topic: str = "support-tickets"
     dead_letter_topic: str = "moodpipe-dead-letters"
+    # Scored events keyed by brand (for downstream consumers and the alert detector).
+    scored_topic: str = "moodpipe-scored"
+    alerts_topic: str = "moodpipe-alerts"
     topic_partitions: int = Field(default=4, ge=1)
 
     # Worker.
@@ -69,6 +72,19 @@ class Settings(BaseSettings):
     triton_timeout: float = Field(default=30.0, gt=0)
     retry_initial_backoff: float = Field(default=0.2, gt=0)
     retry_max_backoff: float = Field(default=10.0, gt=0)
+
+    # Alerts (pipeline/alerts). Rules: a YAML file; empty means the packaged defaults.
+    alerts_enabled: bool = True
+    alert_rules: Path | None = None
+    # Slack-compatible webhook; its URL is a credential, so it is a secret.
+    alert_webhook_url: SecretStr = SecretStr("")
+    # Grafana annotations through the HTTP API, when both are set.
+    grafana_url: str = ""
+    grafana_token: SecretStr = SecretStr("")
+    notify_max_attempts: int = Field(default=6, ge=1, le=20)
+    notify_initial_backoff: float = Field(default=1.0, gt=0)
+    notify_max_backoff: float = Field(default=30.0, gt=0)
+    notify_timeout: float = Field(default=10.0, gt=0)
 
     # Validation.
     max_text_chars: int = Field(default=10_000, ge=1)
@@ -116,6 +132,12 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> tuple[str, str]:
         return (self.posts_topic, self.tickets_topic)
+
+    @property
+    def pipeline_topics(self) -> list[str]:
+        """Every topic the workers read or write (besides Faust's changelogs)."""
+        extra = [self.scored_topic, self.alerts_topic] if self.alerts_enabled else []
+        return [*self.input_topics, self.dead_letter_topic, *extra]
 
 
 def load_settings() -> Settings:

@@ -1,4 +1,4 @@
-"""The scoring flow for one batch: preprocess -> inference -> postprocess -> sink.
+"""The scoring flow for one batch: preprocess -> inference -> postprocess -> sink(s).
 
 Kept free of Faust so it reads as the pipeline it is; `pipeline.app` feeds it
 batches of Kafka events and acks them only after `process` returns.
@@ -11,10 +11,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pipeline.deadletter import dead_letter
 from pipeline.inference.triton_client import TritonEmotionClient
-from pipeline.postprocess import KafkaPosition, scored_row
+from pipeline.postprocess import KafkaPosition, scored_message, scored_row
 from pipeline.records import RecordValidator, Rejected
 from pipeline.records.models import InputRecord
 from pipeline.sink.clickhouse import ClickHouseSink
@@ -31,6 +32,8 @@ class RawRecord:
 
 # Sends one dead letter (value, headers, original key) and returns once it is durable.
 DeadLetterSender = Callable[[bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+# Publishes a batch's scored_event messages and returns once the broker has them.
+ScoredPublisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -47,12 +50,14 @@ class ScoringStages:
         inference: TritonEmotionClient,
         sink: ClickHouseSink,
         send_dead_letter: DeadLetterSender,
+        publish_scored: ScoredPublisher | None = None,
     ) -> None:
         self.source = source
         self.validator = validator
         self.inference = inference
         self.sink = sink
         self.send_dead_letter = send_dead_letter
+        self.publish_scored = publish_scored
 
     async def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """Returns only when every record is in ClickHouse or on the dead-letter topic."""
@@ -76,6 +81,10 @@ class ScoringStages:
                 for i, (record, position) in enumerate(good)
             ]
             await self.sink.write(rows)
+            # After ClickHouse: a consumer of the scored topic (the alert detector) may
+            # look an event up; the batch is acked only after both.
+            if self.publish_scored is not None:
+                await self.publish_scored([scored_message(row) for row in rows])
 
         async def reject() -> None:
             for rejected, raw in bad:

@@ -1,4 +1,4 @@
-"""Creating the input and dead-letter topics with the configured partition count."""
+"""Creating the pipeline's topics with the configured partition count."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ async def ensure_topics(
     settings: Settings, names: list[str] | None = None, partitions: int | None = None
 ) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left alone."""
-    wanted = names or [settings.posts_topic, settings.tickets_topic, settings.dead_letter_topic]
+    wanted = names or settings.pipeline_topics
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:

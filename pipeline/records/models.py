@@ -15,6 +15,7 @@ RejectCode = Literal[
     "text_too_long",
     "record_too_large",
     "bad_timestamp",
+    "not_a_scored_event",  # on the scored topic: not written by a moodpipe worker
 ]
 
 

@@ -135,10 +135,11 @@ class ClickHouseSink:
         finally:
             client.close()
 
-    def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
-        self._connection().insert(
-            f"{self.database}.{EVENTS_TABLE}", rows, column_names=list(COLUMNS)
-        )
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self._connection().insert(f"{self.database}.{table}", rows, column_names=list(columns))
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        return self._connection().query(sql, parameters=params).result_rows
 
     async def _reset(self, _exc: BaseException) -> None:
         if self._client is not None:
@@ -146,13 +147,19 @@ class ClickHouseSink:
             await asyncio.to_thread(client.close)
 
     async def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Scored events, in `COLUMNS` order."""
+        await self.write_to(EVENTS_TABLE, COLUMNS, rows)
+
+    async def write_to(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
         if not rows:
             return
         # clickhouse-connect is synchronous (and chDB has no async client): a thread
         # keeps the event loop free for Kafka heartbeats while the insert runs.
         await retry_forever(
-            lambda: asyncio.to_thread(self._insert, rows),
-            what=f"ClickHouse insert of {len(rows)} rows",
+            lambda: asyncio.to_thread(self._insert, table, columns, rows),
+            what=f"ClickHouse insert of {len(rows)} rows into {table}",
             log=log,
             initial_backoff=self.settings.retry_initial_backoff,
             max_backoff=self.settings.retry_max_backoff,

@@ -1,0 +1,201 @@
+"""The alerting agents: scored topic -> detector -> alerts topic -> ClickHouse, notifiers.
+
+- `detect_alerts` reads the scored topic (keyed by brand, so one brand's tickets and
+  posts meet in one partition, on one worker) and keeps its state in a Faust table
+  whose changelog topic survives restarts and moves with rebalanced partitions.
+- `store_alerts` writes alerts to ClickHouse (`alerts`, idempotent by alert_id).
+- `notify_alerts` sends them to the webhook and Grafana when configured.
+The two consumers of the alerts topic are separate agents so a slow webhook delays
+only notifications; scoring and the detector never wait on either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from pipeline.alerts.detector import AlertDetector
+from pipeline.alerts.models import Alert, ScoredEvent
+from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
+from pipeline.alerts.rules import load_rules
+from pipeline.postprocess import KafkaPosition
+from pipeline.records import Rejected
+from pipeline.retry import retry_forever
+from pipeline.settings import Settings
+from pipeline.sink.clickhouse import ClickHouseSink
+from pipeline.stages import DeadLetterSender, ScoredPublisher
+
+log = logging.getLogger("moodpipe.alerts")
+
+ALERT_COLUMNS: tuple[str, ...] = (
+    "alert_id", "kind", "severity", "source", "brand", "subject", "event_time",
+    "window_start", "window_end", "raised_at", "title", "message", "evidence", "event_ids",
+)  # fmt: skip
+DELIVERY_COLUMNS: tuple[str, ...] = ("alert_id", "channel", "status", "attempts", "error")
+
+
+def alert_row(alert: Alert) -> list[Any]:
+    def at(epoch: float) -> datetime:
+        return datetime.fromtimestamp(epoch, UTC)
+
+    return [
+        alert.alert_id, alert.kind, alert.severity, alert.source, alert.brand, alert.subject,
+        at(alert.event_time), at(alert.window_start), at(alert.window_end), at(alert.raised_at),
+        alert.title, alert.message, json.dumps(alert.evidence, ensure_ascii=False),
+        list(alert.event_ids),
+    ]  # fmt: skip
+
+
+def install(
+    app: faust.App,
+    settings: Settings,
+    raw_topic: Any,
+    send_dead_letter: DeadLetterSender,
+) -> ScoredPublisher:
+    """Declare the alert topics, table and agents; returns the scoring side's publisher."""
+    rules = load_rules(settings.alert_rules)  # a bad file stops the worker here, clearly
+    log.info("alert rules from %s", rules.path)
+    scored_topic = raw_topic(settings.scored_topic)
+    alerts_topic = raw_topic(settings.alerts_topic)
+    state = app.Table(
+        "alert-state",
+        partitions=settings.topic_partitions,
+        key_type=str,  # keys and values are JSON (Faust's default codec for tables)
+    )
+    detector = AlertDetector(rules)
+
+    async def publish_scored(messages: list[dict[str, Any]]) -> None:
+        async def send_all() -> None:
+            pending = [
+                await scored_topic.send(
+                    key=m["brand"].encode(), value=json.dumps(m, ensure_ascii=False).encode()
+                )
+                for m in messages
+            ]
+            await asyncio.gather(*pending)  # on the broker before the input is acked
+
+        await _retry(send_all, "scored-topic produce", settings)
+
+    async def publish_alert(alert: Alert) -> None:
+        async def send() -> None:
+            await (await alerts_topic.send(key=alert.subject.encode(), value=alert.to_json()))
+
+        await _retry(send, "alert produce", settings)
+
+    @app.agent(scored_topic, name="detect_alerts")
+    async def detect_alerts(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                scored = ScoredEvent.from_message(json.loads(message.value))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                await _reject(send_dead_letter, message, f"not a scored event: {exc}")
+                continue
+            detection = detector.process(state, scored, message.offset, message.partition)
+            for alert in detection.alerts:
+                alert = replace(alert, raised_at=time.time())
+                log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
+                await publish_alert(alert)
+            # State after the alerts: a crash in between re-raises (same id), never loses.
+            for key, value in detection.writes:
+                state[key] = value
+            for key in detection.deletes:
+                del state[key]
+
+    @app.agent(alerts_topic, name="store_alerts")
+    async def store_alerts(stream: faust.StreamT) -> None:
+        sink = ClickHouseSink(settings)
+        async for events in stream.noack_take(256, within=0.5):
+            alerts = [Alert.from_message(json.loads(e.message.value)) for e in events]
+            await sink.write_to("alerts", ALERT_COLUMNS, [alert_row(a) for a in alerts])
+            for event in events:
+                await stream.ack(event)
+
+    channels = _channels(settings)
+    if channels:
+
+        @app.agent(alerts_topic, name="notify_alerts")
+        async def notify_alerts(stream: faust.StreamT) -> None:
+            sink = ClickHouseSink(settings)
+            async for value in stream:
+                alert = Alert.from_message(json.loads(value))
+                await _notify(sink, channels, alert, settings)
+
+    return publish_scored
+
+
+def _channels(settings: Settings) -> list[Channel]:
+    def channel(name: str, send: Any) -> Channel:
+        return Channel(
+            name, send, settings.notify_max_attempts,
+            settings.notify_initial_backoff, settings.notify_max_backoff,
+        )  # fmt: skip
+
+    channels = []
+    webhook = settings.alert_webhook_url.get_secret_value()
+    if webhook:
+        channels.append(channel("webhook", webhook_sender(webhook, settings.notify_timeout)))
+    if settings.grafana_url:
+        token = settings.grafana_token.get_secret_value()
+        channels.append(
+            channel("grafana", grafana_sender(settings.grafana_url, token, settings.notify_timeout))
+        )
+    return channels
+
+
+async def _notify(
+    sink: ClickHouseSink, channels: list[Channel], alert: Alert, settings: Settings
+) -> None:
+    sent = {
+        row[0]
+        for row in await asyncio.to_thread(
+            sink.query,
+            "SELECT DISTINCT channel FROM alert_deliveries "
+            "WHERE alert_id = {id:String} AND status = 'sent'",
+            id=alert.alert_id,
+        )
+    }
+    todo = [c for c in channels if c.name not in sent]
+    outcomes = await asyncio.gather(*(c.deliver(alert) for c in todo))
+    rows = [
+        [alert.alert_id, c.name, status, attempts, error]
+        for c, (status, attempts, error) in zip(todo, outcomes, strict=True)
+    ]
+    for c, (status, _, error) in zip(todo, outcomes, strict=True):
+        if status != "sent":
+            log.error("%s gave up on alert %s: %s", c.name, alert.alert_id, error)
+    await sink.write_to("alert_deliveries", DELIVERY_COLUMNS, rows)
+
+
+async def _reject(send_dead_letter: DeadLetterSender, message: Any, reason: str) -> None:
+    log.warning("dead-lettering %s[%d]@%d: %s",
+                message.topic, message.partition, message.offset, reason)  # fmt: skip
+    from pipeline.deadletter import dead_letter
+
+    position = KafkaPosition(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp=datetime.fromtimestamp(message.timestamp, UTC),
+    )
+    value, headers = dead_letter(
+        Rejected("not_a_scored_event", reason[:1000]), message.key, message.value, position
+    )
+    await send_dead_letter(message.key, value, headers)
+
+
+async def _retry(action: Any, what: str, settings: Settings) -> None:
+    await retry_forever(
+        action,
+        what=what,
+        log=log,
+        initial_backoff=settings.retry_initial_backoff,
+        max_backoff=settings.retry_max_backoff,
+    )

@@ -1,0 +1,104 @@
+"""Turns a scored event into alerts and state changes, against a key-value store.
+
+The store is the worker's Faust table (changelog-backed); in unit tests a dict. The
+detector never writes: it returns the writes, and the agent applies them only after
+the alerts are on the alerts topic, so a crash can re-raise an alert (same id,
+deduplicated downstream) but never lose one.
+
+Exactly-once effect on state under at-least-once delivery:
+- every state remembers the offset of the last scored-topic message applied to it,
+  so a message replayed after a crash is not applied twice;
+- a ticket re-scored after a scoring-worker crash arrives again with a new offset;
+  customer state recognises its event id, brand windows use `seen` entries kept for
+  as long as a window can still be open (older duplicates fall in closed windows and
+  are dropped as late anyway).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.alerts.brands import observe_event
+from pipeline.alerts.customers import observe_ticket
+from pipeline.alerts.models import Alert, ScoredEvent
+from pipeline.alerts.rules import AlertRules
+
+SWEEP_EVERY = 1000  # events per partition between sweeps of expired `seen` entries
+
+
+def brand_key(source: str, brand: str) -> str:
+    return json.dumps(["brand", source, brand])
+
+
+def customer_key(brand: str, customer_id: str) -> str:
+    return json.dumps(["customer", brand, customer_id])
+
+
+def seen_key(source: str, event_id: str) -> str:
+    return json.dumps(["seen", source, event_id])
+
+
+@dataclass
+class Detection:
+    alerts: list[Alert] = field(default_factory=list)
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+
+class AlertDetector:
+    def __init__(self, rules: AlertRules) -> None:
+        self.rules = rules
+        # How long a brand window can stay open; `seen` entries are kept twice that.
+        self.seen_horizon = 2 * rules.largest_window
+        self._partition_time: dict[int, float] = {}
+        self._since_sweep: dict[int, int] = {}
+
+    def process(
+        self, store: Mapping[str, Any], event: ScoredEvent, offset: int, partition: int
+    ) -> Detection:
+        detection = Detection()
+        seen = seen_key(event.source, event.event_id)
+        if seen in store:
+            detection.duplicate = True
+            return detection
+
+        key = brand_key(event.source, event.brand)
+        held = store.get(key)
+        if held is None or held["offset"] < offset:
+            rule = self.rules.brand_spike(event.source, event.brand)
+            state, alerts = observe_event(held["state"] if held else None, event, rule)
+            detection.alerts.extend(alerts)
+            detection.writes.append((key, {"offset": offset, "state": state}))
+
+        if event.source == "ticket" and event.customer_id:
+            key = customer_key(event.brand, event.customer_id)
+            held = store.get(key)
+            if held is None or held["offset"] < offset:
+                rule = self.rules.angry_customer(event.brand, event.customer_tier)
+                state, alerts = observe_ticket(held["state"] if held else None, event, rule)
+                detection.alerts.extend(alerts)
+                detection.writes.append((key, {"offset": offset, "state": state}))
+
+        detection.writes.append((seen, [event.created_at, partition]))
+        detection.deletes = self._expired_seen(store, event.created_at, partition)
+        return detection
+
+    def _expired_seen(self, store: Mapping[str, Any], t: float, partition: int) -> list[str]:
+        latest = max(self._partition_time.get(partition, t), t)
+        self._partition_time[partition] = latest
+        count = self._since_sweep.get(partition, 0) + 1
+        if count < SWEEP_EVERY:
+            self._since_sweep[partition] = count
+            return []
+        self._since_sweep[partition] = 0
+        cutoff = latest - self.seen_horizon
+        # Only this partition's entries: a delete goes to the current event's partition.
+        return [
+            k
+            for k, v in list(store.items())
+            if k.startswith('["seen"') and v[1] == partition and v[0] < cutoff
+        ]

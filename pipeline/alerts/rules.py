@@ -1,0 +1,290 @@
+"""The alert rules file: YAML, validated at start-up, errors name the offending line.
+
+One file holds the defaults for ticket alerts (`angry_customer`) and brand spike
+detection (`brand_spike`), plus `overrides` that change thresholds for a source, a
+brand or a customer tier. Overrides apply in file order, so a later, more specific
+one wins. See `pipeline/alerts/default_rules.yaml` for a commented example.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.emotions import LABELS
+
+DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
+
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+TIERS: tuple[str, ...] = ("free", "standard", "premium", "enterprise")
+SOURCES: tuple[str, ...] = ("post", "ticket")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def _seconds(value: Any) -> Any:
+    """'90s', '5m', '1.5h', '2d' or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AngryCustomerRule(_Strict):
+    """When a scored ticket raises `angry_customer`, and how often."""
+
+    emotions: tuple[str, ...] = ("anger", "annoyance", "disgust")
+    min_anger: Probability = 0.5  # sum of the `emotions` probabilities, capped at 1
+    require_negative: bool = True  # the ticket's sentiment must be negative too
+    min_priority: Literal["low", "normal", "high", "urgent"] = "low"
+    repeat_contacts: int = Field(default=3, ge=2)  # this many tickets from one customer...
+    repeat_window: PositiveDuration = 24 * 3600.0  # ...within this long, negative: alert
+    cooldown: Duration = 3600.0  # at most one alert per customer per cooldown...
+    escalate_after: int = Field(default=3, ge=2)  # ...unless this many triggers within
+    escalation_window: PositiveDuration = 6 * 3600.0  # this long: a critical alert
+    excerpt_chars: int = Field(default=280, ge=20, le=5000)
+
+    @field_validator("emotions")
+    @classmethod
+    def _known_emotions(cls, emotions: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in emotions if e not in LABELS]
+        if unknown:
+            raise ValueError(f"unknown emotion(s) {unknown}; known: {', '.join(LABELS)}")
+        if not emotions:
+            raise ValueError("emotions must name at least one emotion")
+        return emotions
+
+
+class BrandSpikeRule(_Strict):
+    """Windowed negative share and volume per (source, brand) against its own baseline."""
+
+    window: PositiveDuration = 300.0  # tumbling windows, aligned to the epoch
+    grace: Duration = 60.0  # a window closes when event time passes its end + grace
+    baseline_alpha: Annotated[float, Field(gt=0, le=1)] = 0.1  # EWMA weight of a new window
+    warmup_windows: int = Field(default=6, ge=1)  # baseline windows needed before judging
+    negative_k_sigma: float = Field(default=3.0, gt=0)
+    recover_k_sigma: float = Field(default=1.0, ge=0)  # hysteresis: back below mean + this
+    min_share_std: Probability = 0.05  # floor on the baseline's deviation
+    min_volume: int = Field(default=20, ge=1)  # windows smaller than this are not judged
+    volume_k_sigma: float = Field(default=4.0, gt=0)
+    min_spike_volume: int = Field(default=30, ge=1)  # smallest window a volume spike can be
+    examples: int = Field(default=3, ge=0, le=20)  # negative posts quoted in the alert
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> BrandSpikeRule:
+        if self.recover_k_sigma >= self.negative_k_sigma:
+            raise ValueError("recover_k_sigma must be below negative_k_sigma")
+        return self
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+
+
+class Match(_Strict):
+    source: Names | None = None
+    brand: Names | None = None
+    tier: Names | None = None
+
+    @model_validator(mode="after")
+    def _known_values(self) -> Match:
+        for name, known in (("source", SOURCES), ("tier", TIERS)):
+            values = getattr(self, name) or ()
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                raise ValueError(f"unknown {name} {unknown}; known: {', '.join(known)}")
+        if not (self.source or self.brand or self.tier):
+            raise ValueError("match needs at least one of source, brand, tier")
+        return self
+
+    def matches(self, source: str, brand: str, tier: str | None) -> bool:
+        return (
+            (self.source is None or source in self.source)
+            and (self.brand is None or brand in self.brand)
+            and (self.tier is None or (tier is not None and tier in self.tier))
+        )
+
+
+class Override(_Strict):
+    match: Match
+    angry_customer: dict[str, Any] | None = None
+    brand_spike: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Override:
+        if self.angry_customer is None and self.brand_spike is None:
+            raise ValueError("an override changes angry_customer, brand_spike or both")
+        if self.brand_spike is not None and self.match.tier is not None:
+            raise ValueError("brand_spike is per source and brand: it cannot match a tier")
+        return self
+
+
+class RulesFile(_Strict):
+    version: Literal[1] = 1
+    angry_customer: AngryCustomerRule = AngryCustomerRule()
+    brand_spike: BrandSpikeRule = BrandSpikeRule()
+    overrides: tuple[Override, ...] = ()
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; the message names file, line and setting."""
+
+
+@dataclass
+class AlertRules:
+    """Validated rules, resolving the effective rule for a source, brand and tier."""
+
+    file: RulesFile
+    path: str
+    _cache: dict[tuple[str, str, str, str | None], BaseModel] = field(default_factory=dict)
+
+    def angry_customer(self, brand: str, tier: str) -> AngryCustomerRule:
+        return self._resolve("angry_customer", "ticket", brand, tier)  # type: ignore[return-value]
+
+    def brand_spike(self, source: str, brand: str) -> BrandSpikeRule:
+        return self._resolve("brand_spike", source, brand, None)  # type: ignore[return-value]
+
+    def _resolve(self, kind: str, source: str, brand: str, tier: str | None) -> BaseModel:
+        key = (kind, source, brand, tier)
+        rule = self._cache.get(key)
+        if rule is None:
+            rule = getattr(self.file, kind)
+            for override in self.file.overrides:
+                changes = getattr(override, kind)
+                if changes and override.match.matches(source, brand, tier):
+                    rule = type(rule).model_validate({**rule.model_dump(), **changes})
+            self._cache[key] = rule
+        return rule
+
+    @property
+    def largest_window(self) -> float:
+        """Longest window + grace of any brand rule: how long duplicates can matter."""
+        rules = [self.file.brand_spike] + [
+            BrandSpikeRule.model_validate({**self.file.brand_spike.model_dump(), **o.brand_spike})
+            for o in self.file.overrides
+            if o.brand_spike
+        ]
+        return max(r.window + r.grace for r in rules)
+
+
+def load_rules(path: Path | str | None = None) -> AlertRules:
+    """Read and validate a rules file (the packaged defaults when `path` is None)."""
+    path = Path(path) if path is not None else DEFAULT_RULES
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{path}: cannot read the rules file: {exc}") from exc
+    return parse_rules(text, str(path))
+
+
+def parse_rules(text: str, name: str = "<rules>") -> AlertRules:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark else "?"
+        raise RulesError(f"{name}:{line}: not valid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{name}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RulesError(f"{name}:line 1: the rules file must be a mapping of settings")
+    try:
+        rules = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError(_describe(exc, root, name, ())) from exc
+    # An override is a partial rule: check each one merged over the defaults it changes,
+    # so a bad threshold in an override is reported at its own line.
+    problems = []
+    for i, override in enumerate(rules.overrides):
+        for kind in ("angry_customer", "brand_spike"):
+            changes = getattr(override, kind)
+            if changes is None:
+                continue
+            base = getattr(rules, kind)
+            try:
+                type(base).model_validate({**base.model_dump(), **changes})
+            except ValidationError as exc:
+                problems.append(_describe(exc, root, name, ("overrides", i, kind)))
+    if problems:
+        raise RulesError("\n".join(problems))
+    return AlertRules(rules, name)
+
+
+def _describe(
+    exc: ValidationError, root: yaml.Node | None, name: str, prefix: tuple[int | str, ...]
+) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = prefix + _without_type_tags(error["loc"])
+        line = _line_of(root, loc)
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        problems.append(f"{name}:line {line}: {where}: {message}")
+    return "invalid alert rules:\n  " + "\n  ".join(problems)
+
+
+def _without_type_tags(loc: Sequence[int | str]) -> tuple[int | str, ...]:
+    # pydantic adds the parsing step to a loc inside unions/annotated types
+    # (e.g. 'function-before[...]'); the file has no such level.
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
+    """1-based line of the deepest YAML node on the path `loc`."""
+    if node is None:
+        return 1
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
