@@ -37,7 +37,13 @@ def main(verbose: bool) -> None:
 @click.argument("faust_args", nargs=-1, type=click.UNPROCESSED)
 def worker(faust_args: tuple[str, ...]) -> None:
     """Run a Faust worker (extra arguments go to `faust worker`)."""
-    from pipeline.app import app, settings
+    from pipeline.alerts import RulesError
+
+    try:
+        from pipeline.app import app, settings
+    except RulesError as exc:  # a bad rules file: say which line, not a traceback
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
 
     # A worker's log keeps the Kafka client's group and partition-assignment lines.
     for name in ("aiokafka", "kafka"):
@@ -53,6 +59,53 @@ def worker(faust_args: tuple[str, ...]) -> None:
     )
     sys.argv = ["moodpipe", "worker", "--loglevel", "info", *web, *faust_args]
     app.main()
+
+
+@main.group()
+def alerts() -> None:
+    """Alert rules and raised alerts."""
+
+
+@alerts.command("check")
+@click.argument("rules_file", required=False, type=click.Path(dir_okay=False))
+def alerts_check(rules_file: str | None) -> None:
+    """Validate a rules file (default: MOODPIPE_ALERT_RULES, else the packaged rules)."""
+    from pipeline.alerts import RulesError, load_rules
+
+    try:
+        rules = load_rules(rules_file or load_settings().alert_rules)
+    except RulesError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
+    overrides = len(rules.file.overrides)
+    console.print(f"{rules.path}: valid ({overrides} override{'s' * (overrides != 1)})")
+
+
+@alerts.command("list")
+@click.option("--hours", default=24.0, show_default=True, help="raised within this many hours")
+@click.option("--kind", help="only this kind, e.g. angry_customer")
+@click.option("--limit", default=50, show_default=True)
+def alerts_list(hours: float, kind: str | None, limit: int) -> None:
+    """Recent alerts from ClickHouse, newest first."""
+    from pipeline.sink.clickhouse import connect
+
+    settings = load_settings()
+    client = connect(settings, settings.clickhouse_database)
+    try:
+        rows = client.query(
+            "SELECT event_time, kind, severity, brand, subject, message FROM alerts_dedup "
+            "WHERE raised_at >= now64(3) - toIntervalSecond({secs:UInt32}) "
+            "AND ({kind:String} = '' OR kind = {kind:String}) "
+            "ORDER BY event_time DESC LIMIT {limit:UInt32}",
+            parameters={"secs": int(hours * 3600), "kind": kind or "", "limit": limit},
+        ).result_rows
+    finally:
+        client.close()
+    table = Table("event time", "kind", "severity", "brand", "subject", "message")
+    for row in rows:
+        table.add_row(row[0].strftime("%Y-%m-%d %H:%M:%S"), *map(str, row[1:]))
+    console.print(table)
+    console.print(f"{len(rows)} alert(s)")
 
 
 @main.group()

@@ -39,32 +39,6 @@ def dead_letter(
 
 async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict]:
     """Every dead letter currently on the topic (all partitions, from the start)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from pipeline.topics import read_topic_json
 
-    from pipeline.topics import partitions_of
-
-    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-    if not tps:
-        return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        out: list[dict] = []
-        remaining = {tp for tp in tps if end[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=int(timeout * 1000))
-            if not batch:
-                break
-            for tp, messages in batch.items():
-                for message in messages:
-                    doc = json.loads(message.value)
-                    doc["_headers"] = {k: v.decode(errors="replace") for k, v in message.headers}
-                    out.append(doc)
-                if (await consumer.position(tp)) >= end[tp]:
-                    remaining.discard(tp)
-        return out
-    finally:
-        await consumer.stop()
+    return await read_topic_json(bootstrap, topic, timeout)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -48,3 +50,39 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
         await admin.close()
     return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0
                   for p in d.get("partitions", []))  # fmt: skip
+
+
+async def read_topic_json(
+    bootstrap: str, topic: str, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Every JSON message now on a topic, from the start, with `_headers`, `_partition`
+    and `_offset` added; partitions in order, each in offset order."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+    if not tps:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[dict[str, Any]] = []
+        remaining = {tp for tp in tps if end[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=int(timeout * 1000))
+            if not batch:
+                break
+            for tp, messages in batch.items():
+                for message in messages:
+                    doc = json.loads(message.value)
+                    doc["_headers"] = {k: v.decode(errors="replace") for k, v in message.headers}
+                    doc["_partition"] = message.partition
+                    doc["_offset"] = message.offset
+                    out.append(doc)
+                if (await consumer.position(tp)) >= end[tp]:
+                    remaining.discard(tp)
+        return sorted(out, key=lambda d: (d["_partition"], d["_offset"]))
+    finally:
+        await consumer.stop()

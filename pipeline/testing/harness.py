@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import subprocess
 import time
@@ -24,7 +25,7 @@ from pipeline.recording import RecordingReader
 from pipeline.recording.replay import ReplaySummary, replay_recording
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink, connect
-from pipeline.topics import ensure_topics
+from pipeline.topics import ensure_topics, read_topic_json
 
 
 def wait_until(
@@ -40,12 +41,13 @@ def wait_until(
 
 @dataclass
 class ReplayResult:
-    """What a replay left behind: scored events (deduplicated) and dead letters."""
+    """What a replay left behind: scored events and alerts (deduplicated), dead letters."""
 
     events: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]]
     replay: ReplaySummary
     topic_roles: dict[str, str]  # namespace topic -> "posts" | "tickets"
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def event(self, source: str, event_id: str) -> dict[str, Any]:
         for e in self.events:
@@ -78,6 +80,8 @@ class PipelineNamespace:
             "MOODPIPE_POSTS_TOPIC": f"posts-{tag}",
             "MOODPIPE_TICKETS_TOPIC": f"tickets-{tag}",
             "MOODPIPE_DEAD_LETTER_TOPIC": f"dead-letters-{tag}",
+            "MOODPIPE_SCORED_TOPIC": f"scored-{tag}",
+            "MOODPIPE_ALERTS_TOPIC": f"alerts-{tag}",
             "MOODPIPE_CLICKHOUSE_DATABASE": f"moodpipe_test_{tag}",
             "MOODPIPE_TOPIC_PARTITIONS": str(partitions),
             "MOODPIPE_BATCH_SIZE": "32",
@@ -143,14 +147,32 @@ class PipelineNamespace:
             read_dead_letters(self.settings.kafka_bootstrap, self.settings.dead_letter_topic)
         )
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts in ClickHouse (one per alert_id), evidence parsed, by event time."""
+        rows = self.query_dicts(
+            "SELECT * EXCEPT stored_at FROM alerts_dedup ORDER BY event_time, kind, subject"
+        )
+        for row in rows:
+            row["evidence"] = json.loads(row["evidence"])
+        return rows
+
+    def alert_messages(self) -> list[dict[str, Any]]:
+        """Every message on the alerts topic, duplicates included, in offset order."""
+        return asyncio.run(
+            read_topic_json(self.settings.kafka_bootstrap, self.settings.alerts_topic)
+        )
+
     def dead_values(self) -> list[bytes]:
         return [base64.b64decode(d["value_b64"]) for d in self.dead_letters()]
 
     def caught_up(self) -> bool:
-        """True when the worker group has committed every input record.
+        """True when the worker group has committed every record of every topic it reads.
 
         The worker commits an offset only after the records before it are in
-        ClickHouse or on the dead-letter topic, so this means "all processed".
+        ClickHouse or on the dead-letter topic (and, with alerts on, on the scored
+        topic; a scored event only after its alerts are on the alerts topic), so this
+        means "all processed". Committed offsets are read before end offsets: a topic
+        fed by an earlier one is then measured after everything it was fed.
         """
         return asyncio.run(self._caught_up())
 
@@ -160,9 +182,12 @@ class PipelineNamespace:
         from pipeline.topics import partitions_of
 
         s = self.settings
+        consumed = [*s.input_topics]
+        if s.alerts_enabled:
+            consumed += [s.scored_topic, s.alerts_topic]
         tps = [
             TopicPartition(topic, p)
-            for topic in s.input_topics
+            for topic in consumed
             for p in await partitions_of(s.kafka_bootstrap, topic)
         ]
         consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap)
@@ -170,8 +195,8 @@ class PipelineNamespace:
         await consumer.start()
         await admin.start()
         try:
-            ends = await consumer.end_offsets(tps)
             committed = await admin.list_consumer_group_offsets(s.app_id)
+            ends = await consumer.end_offsets(tps)
         except KafkaError:
             return False  # e.g. the group's coordinator is not elected yet
         finally:
@@ -226,6 +251,7 @@ class PipelineNamespace:
             dead_letters=self.dead_letters(),
             replay=replay or ReplaySummary(),
             topic_roles=topic_roles or {},
+            alerts=self.alerts() if self.settings.alerts_enabled else [],
         )
 
 

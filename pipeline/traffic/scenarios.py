@@ -36,8 +36,7 @@ ANGRY_TICKETS = [
     "Disgusting service.",
     "I am so angry. Third time my card is blocked for no reason, this is unacceptable "
     "and infuriating!",
-    "Absolutely livid. You lost my money and your support is a disgrace. I hate dealing "
-    "with you.",
+    "Absolutely livid. You lost my money and your support is a disgrace. I hate dealing with you.",
 ]
 SAD_TICKETS = [
     "I'm disappointed that my order still hasn't arrived, it is sad.",
