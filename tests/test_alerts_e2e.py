@@ -42,11 +42,9 @@ def scenario(runtime: LocalRuntime) -> Scenario:
 def alert_namespace(tmp_path: Path, scenario: Scenario, **overrides: str) -> Iterator[Namespace]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(scenario.rules_yaml)
-    # One batch in flight per agent keeps each brand's events in order on the scored
-    # topic, so the expected alerts do not depend on the grace period.
-    with Namespace.create(
-        tmp_path, agent_concurrency="1", alert_rules=str(rules), **overrides
-    ) as ns:
+    # The namespace runs one batch in flight per agent, which keeps each brand's
+    # events in order on the scored topic: the expected alerts do not depend on grace.
+    with Namespace.create(tmp_path, alert_rules=str(rules), **overrides) as ns:
         yield ns
 
 

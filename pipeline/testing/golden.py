@@ -1,15 +1,17 @@
 """Golden expectations: what a replay must produce, stored as JSON beside the test.
 
 Scores are compared with a tolerance (onnxruntime's float sums can differ in the
-last bits between batch shapes); labels, top emotion, Ekman group, sentiment and
-dead-letter codes must match exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the
-files from the current results (then review the diff before committing it).
+last bits between batch shapes); labels, top emotion, Ekman group, sentiment,
+dead-letter codes and alerts (kind, severity, subject, event time) must match
+exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the files from the current results
+(then review the diff before committing it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,29 @@ def golden_view(result: ReplayResult) -> dict[str, Any]:
         ),
         key=lambda d: (d["topic"], d["error"], d["value_prefix"]),
     )
-    return {"events": dict(sorted(events.items())), "dead_letters": letters}
+    alerts = sorted(
+        (
+            {
+                "kind": a["kind"],
+                "severity": a["severity"],
+                "source": a["source"],
+                "brand": a["brand"],
+                "subject": a["subject"],
+                "event_time": _iso(a["event_time"]),
+            }
+            for a in result.alerts
+        ),
+        key=lambda a: (a["event_time"], a["kind"], a["subject"]),
+    )
+    return {"events": dict(sorted(events.items())), "dead_letters": letters, "alerts": alerts}
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _prefix(value_b64: str) -> str:
@@ -84,6 +108,13 @@ def assert_matches_golden(
         want_l = {json.dumps(d, sort_keys=True) for d in golden["dead_letters"]}
         problems += [f"dead letter missing: {d}" for d in sorted(want_l - got_l)]
         problems += [f"unexpected dead letter: {d}" for d in sorted(got_l - want_l)]
+    got_a = [json.dumps(a, sort_keys=True) for a in view["alerts"]]
+    want_a = [json.dumps(a, sort_keys=True) for a in golden.get("alerts", [])]
+    if got_a != want_a:
+        problems += [f"alert missing: {a}" for a in want_a if a not in got_a]
+        problems += [f"unexpected alert: {a}" for a in got_a if a not in want_a]
+        if set(got_a) == set(want_a):
+            problems.append(f"alerts repeated: {len(got_a)} raised, golden {len(want_a)}")
     if problems:
         shown = problems[:max_lines]
         more = f"\n  ... and {len(problems) - max_lines} more" if len(problems) > max_lines else ""

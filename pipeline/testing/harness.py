@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,9 @@ class PipelineNamespace:
             "MOODPIPE_CLICKHOUSE_DATABASE": f"moodpipe_test_{tag}",
             "MOODPIPE_TOPIC_PARTITIONS": str(partitions),
             "MOODPIPE_BATCH_SIZE": "32",
+            # One batch in flight per agent: the scored topic keeps each partition's
+            # input order, so order-sensitive alerts (cooldowns) replay identically.
+            "MOODPIPE_AGENT_CONCURRENCY": "1",
             "MOODPIPE_RETRY_MAX_BACKOFF": "2",
             **{f"MOODPIPE_{k.upper()}": v for k, v in overrides.items()},
         }
@@ -154,6 +158,9 @@ class PipelineNamespace:
         )
         for row in rows:
             row["evidence"] = json.loads(row["evidence"])
+            for name in ("event_time", "window_start", "window_end", "raised_at"):
+                if row[name].tzinfo is None:  # DateTime64(3, 'UTC') may arrive naive
+                    row[name] = row[name].replace(tzinfo=UTC)
         return rows
 
     def alert_messages(self) -> list[dict[str, Any]]:
