@@ -7,7 +7,9 @@
 3. pipeline: a burst of N posts produced to Kafka while a worker runs; throughput is
    N / (last row inserted - first record produced);
 4. latency: posts produced at half the measured pipeline rate, p50/p99 of
-   (row inserted in ClickHouse - Kafka record timestamp).
+   (row inserted in ClickHouse - Kafka record timestamp);
+5. the same burst through a worker with alerting off (no scored topic, no alert
+   agents): the ratio is what alerting costs the scoring path.
 The figures that matter are the ratios, which hold across machines better than
 absolute rates.
 """
@@ -98,6 +100,8 @@ def run_bench(
         "posts_topic": f"{tag}-posts",
         "tickets_topic": f"{tag}-tickets",
         "dead_letter_topic": f"{tag}-dead-letters",
+        "scored_topic": f"{tag}-scored",
+        "alerts_topic": f"{tag}-alerts",
         "app_id": f"moodpipe-{tag}",
         "clickhouse_database": "moodpipe_bench",
         "batch_size": batch,
@@ -147,6 +151,31 @@ def run_bench(
     finally:
         stop_worker(worker)
 
+    # The same burst through a worker without the alert agents and scored topic:
+    # what alerting costs the scoring path.
+    plain_tag = f"{tag}-plain"
+    plain_env = {**env, "MOODPIPE_ALERTS_ENABLED": "false", "MOODPIPE_APP_ID": plain_tag,
+                 "MOODPIPE_POSTS_TOPIC": f"{plain_tag}-posts"}  # fmt: skip
+    plain = settings.model_copy(update={"posts_topic": f"{plain_tag}-posts"})
+    asyncio.run(ensure_topics(plain, [plain.posts_topic]))
+    worker = start_worker(runtime.log_path(f"worker-{plain_tag}"), plain_env)
+    try:
+        with Progress(console=console) as progress:
+            warm = sample_posts(batch, run_id=f"{plain_tag}-warm", seed=100)
+            asyncio.run(produce(settings.kafka_bootstrap, plain.posts_topic, warm))
+            _wait_rows(settings, f"{plain_tag}-warm", len(warm), progress, "warm-up (no alerts)")
+            burst = sample_posts(events, run_id=f"{plain_tag}-burst", seed=101)
+            asyncio.run(produce(settings.kafka_bootstrap, plain.posts_topic, burst))
+            _wait_rows(settings, f"{plain_tag}-burst", len(burst), progress, "burst (no alerts)")
+        first, last = client.query(
+            "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
+            "WHERE startsWith(event_id, {p:String})",
+            parameters={"p": f"{plain_tag}-burst"},
+        ).result_rows[0]
+        plain_rate = events / max((last - first).total_seconds(), 1e-3)
+    finally:
+        stop_worker(worker)
+
     result = {
         "events": events,
         "batch_size": batch,
@@ -155,6 +184,8 @@ def run_bench(
         "pipeline_per_s": round(pipeline_rate, 1),
         "ratio_pipeline_vs_inprocess": round(pipeline_rate / local_rate, 3),
         "ratio_pipeline_vs_triton": round(pipeline_rate / triton_rate, 3),
+        "pipeline_without_alerts_per_s": round(plain_rate, 1),
+        "ratio_with_vs_without_alerts": round(pipeline_rate / plain_rate, 3),
         "latency_rate_per_s": round(rate, 1),
         "latency_p50_ms": float(p50),
         "latency_p99_ms": float(p99),

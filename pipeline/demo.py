@@ -7,6 +7,7 @@ import base64
 import subprocess
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,7 +41,8 @@ def run_demo(
     try:
         asyncio.run(ensure_topics(settings))
         ClickHouseSink(settings).migrate()
-        run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        run_started = datetime.now(UTC)
+        run_id = "demo-" + run_started.strftime("%Y%m%dT%H%M%S")
         posts = sample_posts(n_posts, run_id=run_id)
         tickets = sample_tickets(n_tickets, run_id=run_id)
         bad_posts = bad_records("post", run_id=run_id) if with_bad else []
@@ -66,7 +68,7 @@ def run_demo(
                                        progress, worker)  # fmt: skip
         elapsed = time.time() - started
         ok = landed
-        _report(settings, run_id, bad, elapsed, console)
+        _report(settings, run_id, bad, elapsed, console, run_started)
         if not ok:
             console.print(f"[red]not everything landed; see {runtime.log_path('worker')}[/]")
         return ok
@@ -119,8 +121,33 @@ def _wait_for_results(
     return False
 
 
+def _report_alerts(client: Any, started_at: datetime, console: Console) -> None:
+    """Alerts this run raised; they trail the scored rows by a moment, so wait for them."""
+    query = "SELECT count() FROM alerts_dedup WHERE raised_at >= {t:DateTime64(3)}"
+    counts: list[int] = []
+    for _ in range(30):  # until the count holds still for 3 s (at most 30 s)
+        counts.append(int(client.command(query, parameters={"t": started_at})))
+        if len(counts) >= 4 and len(set(counts[-4:])) == 1:
+            break
+        time.sleep(1.0)
+    table = Table(title="Alerts raised (alerts table; also on the alerts topic)")
+    for col in ("event time", "kind", "severity", "brand", "subject", "message"):
+        table.add_column(col)
+    rows = client.query(
+        "SELECT event_time, kind, severity, brand, subject, message FROM alerts_dedup "
+        "WHERE raised_at >= {t:DateTime64(3)} ORDER BY event_time LIMIT 12",
+        parameters={"t": started_at},
+    ).result_rows
+    for when, *rest in rows:
+        message = rest[-1] if len(rest[-1]) <= 80 else rest[-1][:77] + "..."
+        table.add_row(when.strftime("%H:%M:%S"), *rest[:-1], message)
+    console.print(table)
+    if counts and counts[-1] > len(rows):
+        console.print(f"... {counts[-1] - len(rows)} more: `moodpipe alerts list`")
+
+
 def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: float,
-            console: Console) -> None:  # fmt: skip
+            console: Console, started_at: datetime) -> None:  # fmt: skip
     client = connect(settings, settings.clickhouse_database)
     where = "startsWith(event_id, {p:String})"
     params = {"p": run_id}
@@ -155,6 +182,9 @@ def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: f
         text = row[6] if len(row[6]) <= 70 else row[6][:67] + "..."
         angry.add_row(*row[:5], f"{row[5]:.2f}", text)
     console.print(angry)
+
+    if settings.alerts_enabled:
+        _report_alerts(client, started_at, console)
 
     letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic))
     bad_values = {r.value for r in bad}

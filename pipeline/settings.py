@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     # Alerts (pipeline/alerts). Rules: a YAML file; empty means the packaged defaults.
     alerts_enabled: bool = True
     alert_rules: Path | None = None
+    alert_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Slack-compatible webhook; its URL is a credential, so it is a secret.
     alert_webhook_url: SecretStr = SecretStr("")
     # Grafana annotations through the HTTP API, when both are set.

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.alerts.detector import SWEEP_EVERY, AlertDetector
+from pipeline.alerts.detector import SWEEP_EVERY, AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
 from pipeline.alerts.rules import DEFAULT_RULES, load_rules, parse_rules
 from pipeline.emotions import LABELS
@@ -201,3 +201,31 @@ def test_seen_entries_expire_so_state_stays_bounded() -> None:
     # Kept: about seen_horizon of event time (2 x 6 min = 360 events) + one sweep period.
     assert len(seen) <= detector.seen_horizon / 2 + SWEEP_EVERY
     assert len(seen) < len(events) / 2
+
+
+def test_batched_staging_writes_each_key_once_and_changes_nothing() -> None:
+    events = scenario_events()
+    clean: dict[str, Any] = {}
+    run(scenario_detector(), enumerate(events), clean)
+
+    detector = scenario_detector()
+    store: dict[str, Any] = {}
+    raised: list[Alert] = []
+    batches = [list(enumerate(events))[i : i + 37] for i in range(0, len(events), 37)]
+    for batch in batches:
+        staged = StagedState(store)
+        for offset, event in batch:
+            detection = detector.process(staged, event, offset, partition=0)
+            raised.extend(detection.alerts)
+            staged.stage(detection, partition=0)
+        writes = staged.writes()
+        assert len({key for key, _, _ in writes}) == len(writes)
+        # One state write per brand/customer touched, not one per event.
+        assert sum(1 for k, _, _ in writes if not k.startswith('["seen"')) <= 4 + 6
+        for key, _, value in writes:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+    assert summary(raised) == expected()
+    assert states(store) == states(clean)

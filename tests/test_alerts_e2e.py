@@ -72,7 +72,7 @@ def expected(scenario: Scenario) -> list[tuple[str, str, str, str]]:
 
 
 def wait_all_processed(ns: Namespace, timeout: float = 240) -> None:
-    wait_until(ns.caught_up, timeout, "every topic to be processed")
+    ns.wait_caught_up(timeout)
 
 
 def test_scenario_raises_exactly_the_expected_alerts(tmp_path: Path, scenario: Scenario) -> None:

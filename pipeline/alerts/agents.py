@@ -21,7 +21,7 @@ from typing import Any
 
 import faust
 
-from pipeline.alerts.detector import AlertDetector
+from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
 from pipeline.alerts.rules import load_rules
@@ -91,23 +91,36 @@ def install(
 
     @app.agent(scored_topic, name="detect_alerts")
     async def detect_alerts(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                scored = ScoredEvent.from_message(json.loads(message.value))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                await _reject(send_dead_letter, message, f"not a scored event: {exc}")
-                continue
-            detection = detector.process(state, scored, message.offset, message.partition)
-            for alert in detection.alerts:
-                alert = replace(alert, raised_at=time.time())
-                log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
-                await publish_alert(alert)
-            # State after the alerts: a crash in between re-raises (same id), never loses.
-            for key, value in detection.writes:
-                state[key] = value
-            for key in detection.deletes:
-                del state[key]
+        async for events in stream.noack_take(settings.alert_batch_size, within=0.2):
+            staged = StagedState(state)
+            for event in events:
+                message = event.message
+                try:
+                    scored = ScoredEvent.from_message(json.loads(message.value))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    await _reject(send_dead_letter, message, f"not a scored event: {exc}")
+                    continue
+                detection = detector.process(staged, scored, message.offset, message.partition)
+                if detection.duplicate:
+                    log.info("skipped %s %s: already counted (re-delivered)",
+                             scored.source, scored.event_id)  # fmt: skip
+                for alert in detection.alerts:
+                    alert = replace(alert, raised_at=time.time())
+                    log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
+                    await publish_alert(alert)
+                staged.stage(detection, message.partition)
+            # State after the alerts (a crash in between re-raises, same id, never
+            # loses), each key once per batch, to the partition its events came from.
+            # Faust flushes these changelog messages before it commits the offsets.
+            for key, partition, value in staged.writes():
+                if value is None:
+                    state.data.pop(key, None)
+                    state.send_changelog(partition, key, None, value_serializer="raw")
+                else:
+                    state.data[key] = value
+                    state.send_changelog(partition, key, value)
+            for event in events:
+                await stream.ack(event)
 
     @app.agent(alerts_topic, name="store_alerts")
     async def store_alerts(stream: faust.StreamT) -> None:

@@ -80,9 +80,8 @@ def observe_ticket(
         window_end=t,
         title=f"Angry {event.customer_tier or ''} customer {event.customer_id}".replace("  ", " "),
         message=(
-            f"{'ESCALATED: ' if severity == 'critical' else ''}ticket {event.event_id} "
-            f"({event.priority} priority, {event.product or 'no product'}): {what}. "
-            f"\u201c{excerpt}\u201d"
+            f"{'ESCALATED: ' if severity == 'critical' else ''}{what}, {event.priority} "
+            f"priority{f', {event.product}' if event.product else ''}: \u201c{excerpt}\u201d"
         ),
         evidence={
             "ticket_id": event.event_id,

@@ -17,7 +17,7 @@ Exactly-once effect on state under at-least-once delivery:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,3 +102,53 @@ class AlertDetector:
             for k, v in list(store.items())
             if k.startswith('["seen"') and v[1] == partition and v[0] < cutoff
         ]
+
+
+_DELETED = object()
+
+
+class StagedState(Mapping[str, Any]):
+    """A batch's view of the state: reads through to `base`, collects writes.
+
+    The agent processes a batch of scored events against this, then writes each
+    changed key once (one changelog message per brand per batch instead of one per
+    event) before acking the batch.
+    """
+
+    def __init__(self, base: Mapping[str, Any]) -> None:
+        self.base = base
+        self.changes: dict[str, tuple[int, Any]] = {}  # key -> (partition, value | _DELETED)
+
+    def stage(self, detection: Detection, partition: int) -> None:
+        for key, value in detection.writes:
+            self.changes[key] = (partition, value)
+        for key in detection.deletes:
+            self.changes[key] = (partition, _DELETED)
+
+    def writes(self) -> list[tuple[str, int, Any]]:
+        """(key, partition, value) to write, value None meaning delete."""
+        return [(k, p, None if v is _DELETED else v) for k, (p, v) in self.changes.items()]
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.changes:
+            value = self.changes[key][1]
+            if value is _DELETED:
+                raise KeyError(key)
+            return value
+        return self.base[key]
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.changes:
+            return self.changes[key][1] is not _DELETED  # type: ignore[index]
+        return key in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.base:
+            if key not in self.changes:
+                yield key
+        for key, (_, value) in self.changes.items():
+            if value is not _DELETED:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

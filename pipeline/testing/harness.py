@@ -181,9 +181,13 @@ class PipelineNamespace:
         means "all processed". Committed offsets are read before end offsets: a topic
         fed by an earlier one is then measured after everything it was fed.
         """
-        return asyncio.run(self._caught_up())
+        return self.lag() == {}
 
-    async def _caught_up(self) -> bool:
+    def lag(self) -> dict[str, int | str]:
+        """Uncommitted records per "topic[partition]" (empty when caught up)."""
+        return asyncio.run(self._lag())
+
+    async def _lag(self) -> dict[str, int | str]:
         from aiokafka import AIOKafkaConsumer
 
         from pipeline.topics import partitions_of
@@ -204,15 +208,24 @@ class PipelineNamespace:
         try:
             committed = await admin.list_consumer_group_offsets(s.app_id)
             ends = await consumer.end_offsets(tps)
-        except KafkaError:
-            return False  # e.g. the group's coordinator is not elected yet
+        except KafkaError as exc:
+            return {"group": f"offsets not readable yet: {exc}"}  # e.g. no coordinator yet
         finally:
             await admin.close()
             await consumer.stop()
-        return all(
-            end == 0 or (tp in committed and committed[tp].offset >= end)
-            for tp, end in ends.items()
-        )
+        lag: dict[str, int | str] = {}
+        for tp, end in ends.items():
+            done = committed[tp].offset if tp in committed else 0
+            if end > 0 and done < end:
+                lag[f"{tp.topic}[{tp.partition}]"] = end - max(done, 0)
+        return lag
+
+    def wait_caught_up(self, timeout: float = 300) -> None:
+        """Wait until every topic is processed; on timeout, say what is left."""
+        try:
+            wait_until(self.caught_up, timeout, "the pipeline to process every record")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; uncommitted: {self.lag()}") from None
 
     # --- replay ------------------------------------------------------------------
 
@@ -246,7 +259,7 @@ class PipelineNamespace:
         )
         if summary.error is not None:
             raise summary.error
-        wait_until(self.caught_up, timeout, "the pipeline to process every replayed record")
+        self.wait_caught_up(timeout)
         return self.results(topic_roles={v: roles[k] for k, v in topic_map.items()}, replay=summary)
 
     def results(
