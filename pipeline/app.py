@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,7 @@ from pipeline.retry import retry_forever
 from pipeline.settings import Settings, load_settings
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.stages import RawRecord, ScoringStages
+from pipeline.stall_guard import InFlight, StallGuard
 
 log = logging.getLogger("moodpipe.worker")
 
@@ -62,6 +65,15 @@ posts_topic = _raw_topic(settings.posts_topic)
 tickets_topic = _raw_topic(settings.tickets_topic)
 dead_letter_topic = _raw_topic(settings.dead_letter_topic)
 
+in_flight = InFlight()
+stall_guard = StallGuard(in_flight)
+
+
+@app.timer(interval=5.0)
+async def guard_stalled_commits() -> None:
+    await stall_guard.check(app.consumer)
+
+
 _migrated = asyncio.Lock()
 _migration_done = False
 
@@ -83,7 +95,7 @@ async def _send_dead_letter(
 
 
 publish_scored = (
-    alert_agents.install(app, settings, _raw_topic, _send_dead_letter)
+    alert_agents.install(app, settings, _raw_topic, _send_dead_letter, in_flight)
     if settings.alerts_enabled
     else None
 )
@@ -137,9 +149,10 @@ def _raw_record(event: Any) -> RawRecord:
 async def _score_stream(source: str, stream: faust.StreamT) -> None:
     stages = await _build_stages(source)
     async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
-        result = await stages.process([_raw_record(e) for e in events])
-        for event in events:
-            await stream.ack(event)
+        with in_flight.batch(events):
+            result = await stages.process([_raw_record(e) for e in events])
+            for event in events:
+                await stream.ack(event)
         log.debug("%s batch: %d scored, %d dead-lettered", source, result.scored, result.rejected)
 
 
@@ -151,3 +164,30 @@ async def score_posts(stream: faust.StreamT) -> None:
 @app.agent(tickets_topic, concurrency=settings.agent_concurrency)
 async def score_tickets(stream: faust.StreamT) -> None:
     await _score_stream("ticket", stream)
+
+
+LAG_COLUMNS = ("at", "worker", "topic", "partition", "lag")
+_worker_name = f"{socket.gethostname()}:{os.getpid()}"
+_lag_sink = ClickHouseSink(settings)
+
+
+@app.timer(interval=settings.lag_sample_interval)
+async def sample_lag() -> None:
+    """Consumer lag of this worker's partitions into ClickHouse, for the health dashboard.
+
+    Best effort: a failed sample is logged and skipped, never retried (the next one
+    comes soon) and never in the way of scoring.
+    """
+    consumed = set(settings.consumed_topics)
+    committed = app.monitor.tp_committed_offsets
+    now = datetime.now(UTC)
+    rows = []
+    for tp in app.consumer.assignment():
+        highwater = app.consumer.highwater(tp)
+        if tp.topic in consumed and highwater is not None and tp in committed:
+            rows.append([now, _worker_name, tp.topic, tp.partition, highwater - committed[tp]])
+    if rows:
+        try:
+            await asyncio.to_thread(_lag_sink._insert, "pipeline_lag", LAG_COLUMNS, rows)
+        except Exception as exc:  # noqa: BLE001 - a lost sample is harmless
+            log.debug("lag sample not stored: %s", exc)

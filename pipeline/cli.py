@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -57,6 +58,13 @@ def worker(faust_args: tuple[str, ...]) -> None:
         if settings.web_port
         else ["--without-web"]
     )
+    from pipeline.topics import seed_committed_offsets
+
+    seeded = asyncio.run(
+        seed_committed_offsets(settings.kafka_bootstrap, settings.app_id, settings.consumed_topics)
+    )
+    if seeded:
+        logging.getLogger("moodpipe.worker").info("seeded %d partitions' offsets", seeded)
     sys.argv = ["moodpipe", "worker", "--loglevel", "info", *web, *faust_args]
     app.main()
 
@@ -106,6 +114,130 @@ def alerts_list(hours: float, kind: str | None, limit: int) -> None:
         table.add_row(row[0].strftime("%Y-%m-%d %H:%M:%S"), *map(str, row[1:]))
     console.print(table)
     console.print(f"{len(rows)} alert(s)")
+
+
+@main.command("sql")
+@click.argument("query", required=False)
+@click.option("-p", "--param", "params", multiple=True, help="NAME=VALUE (repeatable)")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)  # fmt: skip
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="write to FILE")
+@click.option("--list", "list_saved", is_flag=True, help="list the saved queries")
+def sql_cmd(
+    query: str | None, params: tuple[str, ...], fmt: str, out: str | None, list_saved: bool
+) -> None:
+    """Run a saved query (by name, schemas/queries/NAME.sql) or ad-hoc SQL.
+
+    Parameters bind to {name:Type} placeholders server-side: moodpipe sql
+    top_negative_posts -p brand='Acme Air' -p hours=6 --format csv -o worst.csv
+    """
+    import re
+
+    from pipeline.analytics.queries import Param, run_query, saved_queries
+    from pipeline.sink.clickhouse import connect
+
+    saved = saved_queries()
+    if list_saved or not query:
+        table = Table("name", "parameters (default)", "what it shows")
+        for q in saved.values():
+            args = ", ".join(f"{p.name} {p.type} = {p.default}" for p in q.params)
+            table.add_row(q.name, args, q.description)
+        console.print(table)
+        return
+    given = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep:
+            _fail(ValueError(f"--param {item!r}: expected NAME=VALUE"))
+        given[name.strip()] = value
+    try:
+        if query in saved:
+            sql, bound = saved[query].sql, saved[query].bind(given)
+        else:  # ad-hoc: values are strings unless the placeholder's type says otherwise
+            types = dict(re.findall(r"\{(\w+):([^}]+)\}", query))
+            sql = query
+            bound = {
+                k: Param(k, types.get(k, "String"), v, "").convert(v) for k, v in given.items()
+            }
+    except ValueError as exc:
+        _fail(exc)
+    settings = load_settings()
+    client = connect(settings, settings.clickhouse_database)
+    try:
+        result = run_query(client, sql, bound)
+    except Exception as exc:  # noqa: BLE001 - show ClickHouse's message, not a traceback
+        _fail(exc)
+    finally:
+        client.close()
+    if fmt == "table" and not out:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console.print(table)
+        console.print(f"{len(result.rows)} row(s)")
+        return
+    text = result.to_csv() if fmt == "csv" else result.to_json()
+    if out:
+        Path(out).write_text(text)
+        console.print(f"{len(result.rows)} row(s) -> {out}")
+    else:
+        sys.stdout.write(text)
+
+
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards as code: generate the JSON, publish it to Grafana."""
+
+
+@dashboards.command("generate")
+@click.option("--out", "out_dir", default="dashboards", show_default=True,
+              type=click.Path(file_okay=False), help="folder for the JSON files")  # fmt: skip
+def dashboards_generate(out_dir: str) -> None:
+    """Write dashboards/*.json from pipeline/dashboards (commit the result)."""
+    from pipeline.dashboards.generate import write_all
+
+    for path in write_all(Path(out_dir)):
+        console.print(f"wrote {path}")
+
+
+@dashboards.command("publish")
+@click.option("--dir", "src_dir", default="dashboards", show_default=True,
+              type=click.Path(file_okay=False, exists=True))  # fmt: skip
+def dashboards_publish(src_dir: str) -> None:
+    """Upload dashboards/*.json to Grafana (MOODPIPE_GRAFANA_URL, MOODPIPE_GRAFANA_TOKEN)."""
+    from pipeline.dashboards.publish import publish
+
+    settings = load_settings()
+    if not settings.grafana_url:
+        _fail(ValueError("set MOODPIPE_GRAFANA_URL (and MOODPIPE_GRAFANA_TOKEN)"))
+    files = sorted(Path(src_dir).glob("*.json"))
+    try:
+        urls = publish(settings.grafana_url, settings.grafana_token.get_secret_value(), files)
+    except Exception as exc:  # noqa: BLE001 - report Grafana's answer, not a traceback
+        _fail(exc)
+    for path, url in zip(files, urls, strict=True):
+        console.print(f"published {path.name} -> {url}")
+
+
+@main.command("report")
+@click.option("--png", "png", required=True, type=click.Path(dir_okay=False), help="output")
+@click.option("--hours", default=24.0, show_default=True, help="time range, ending at the "
+              "latest data")  # fmt: skip
+def report(png: str, hours: float) -> None:
+    """Render mood over time, emotion mix, negative share and top emotions to a PNG."""
+    from pipeline.analytics.report import load_report, render_png
+    from pipeline.sink.clickhouse import connect
+
+    settings = load_settings()
+    client = connect(settings, settings.clickhouse_database)
+    try:
+        data = load_report(client, hours)
+    except ValueError as exc:
+        _fail(exc)
+    finally:
+        client.close()
+    path = render_png(data, Path(png))
+    console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
 @main.group()

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         "partitions move to the others after this long",
     )
     web_port: int = Field(default=0, ge=0, description="Faust web server port; 0 disables it")
+    lag_sample_interval: float = Field(default=10.0, gt=0)  # seconds between lag samples
+    # Days to keep raw text (text, subject, author) of scored events; 0 keeps it.
+    # Rollups and scores stay (privacy: the words go, the analytics remain).
+    raw_text_ttl_days: int = Field(default=0, ge=0)
     bind_host: str = "127.0.0.1"
 
     # Inference.
@@ -133,6 +137,12 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> tuple[str, str]:
         return (self.posts_topic, self.tickets_topic)
+
+    @property
+    def consumed_topics(self) -> list[str]:
+        """The topics the worker group reads."""
+        extra = [self.scored_topic, self.alerts_topic] if self.alerts_enabled else []
+        return [*self.input_topics, *extra]
 
     @property
     def pipeline_topics(self) -> list[str]:

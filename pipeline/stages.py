@@ -23,6 +23,11 @@ from pipeline.sink.clickhouse import ClickHouseSink
 log = logging.getLogger("moodpipe.stages")
 
 
+DEAD_LETTER_COLUMNS = (
+    "source_topic", "source_partition", "source_offset", "error", "reason", "failed_at",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     key: bytes | None
@@ -87,6 +92,8 @@ class ScoringStages:
                 await self.publish_scored([scored_message(row) for row in rows])
 
         async def reject() -> None:
+            if not bad:
+                return
             for rejected, raw in bad:
                 log.info(
                     "dead-lettering %s[%d]@%d: %s",
@@ -95,6 +102,17 @@ class ScoringStages:
                 )  # fmt: skip
                 value, headers = dead_letter(rejected, raw.key, raw.value, raw.position)
                 await self.send_dead_letter(raw.key, value, headers)
+            # A queryable copy for dashboards and SQL; the topic keeps the bytes.
+            failed_at = datetime.now(UTC)
+            await self.sink.write_to(
+                "dead_letters",
+                DEAD_LETTER_COLUMNS,
+                [
+                    [raw.position.topic, raw.position.partition, raw.position.offset,
+                     rejected.code, rejected.reason, failed_at]
+                    for rejected, raw in bad
+                ],
+            )  # fmt: skip
 
         await asyncio.gather(score_and_store(), reject())
         return BatchResult(scored=len(good), rejected=len(bad))

@@ -86,3 +86,46 @@ async def read_topic_json(
         return sorted(out, key=lambda d: (d["_partition"], d["_offset"]))
     finally:
         await consumer.stop()
+
+
+async def seed_committed_offsets(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Commit the earliest offset for every partition the group has never committed.
+
+    Why: faust-streaming 0.15.3 drops a record that is in flight when a rebalance or
+    table recovery suspends the flow, yet marks it read; a later seek to committed
+    offsets rewinds past it only where a committed offset exists. With one in place
+    from the start, the record is re-fetched instead of skipped (which would stall
+    commits behind it). Returns how many partitions were seeded; a group that is
+    already active rejects the commit, which is fine: its members commit themselves.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+    from aiokafka.structs import OffsetAndMetadata
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    tps = [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in await partitions_of(bootstrap, topic)
+        if TopicPartition(topic, p) not in committed
+        or committed[TopicPartition(topic, p)].offset < 0
+    ]
+    if not tps:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        earliest = await consumer.beginning_offsets(tps)
+        await consumer.commit({tp: OffsetAndMetadata(earliest[tp], "") for tp in tps})
+    except KafkaError:
+        return 0
+    finally:
+        await consumer.stop()
+    return len(tps)

@@ -31,6 +31,7 @@ from pipeline.retry import retry_forever
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.stages import DeadLetterSender, ScoredPublisher
+from pipeline.stall_guard import InFlight
 
 log = logging.getLogger("moodpipe.alerts")
 
@@ -58,6 +59,7 @@ def install(
     settings: Settings,
     raw_topic: Any,
     send_dead_letter: DeadLetterSender,
+    in_flight: InFlight,
 ) -> ScoredPublisher:
     """Declare the alert topics, table and agents; returns the scoring side's publisher."""
     rules = load_rules(settings.alert_rules)  # a bad file stops the worker here, clearly
@@ -92,44 +94,49 @@ def install(
     @app.agent(scored_topic, name="detect_alerts")
     async def detect_alerts(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(settings.alert_batch_size, within=0.2):
-            staged = StagedState(state)
-            for event in events:
-                message = event.message
-                try:
-                    scored = ScoredEvent.from_message(json.loads(message.value))
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    await _reject(send_dead_letter, message, f"not a scored event: {exc}")
-                    continue
-                detection = detector.process(staged, scored, message.offset, message.partition)
-                if detection.duplicate:
-                    log.info("skipped %s %s: already counted (re-delivered)",
-                             scored.source, scored.event_id)  # fmt: skip
-                for alert in detection.alerts:
-                    alert = replace(alert, raised_at=time.time())
-                    log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
-                    await publish_alert(alert)
-                staged.stage(detection, message.partition)
-            # State after the alerts (a crash in between re-raises, same id, never
-            # loses), each key once per batch, to the partition its events came from.
-            # Faust flushes these changelog messages before it commits the offsets.
-            for key, partition, value in staged.writes():
-                if value is None:
-                    state.data.pop(key, None)
-                    state.send_changelog(partition, key, None, value_serializer="raw")
-                else:
-                    state.data[key] = value
-                    state.send_changelog(partition, key, value)
-            for event in events:
-                await stream.ack(event)
+            with in_flight.batch(events):
+                await _detect_batch(stream, events)
+
+    async def _detect_batch(stream: faust.StreamT, events: list[Any]) -> None:
+        staged = StagedState(state)
+        for event in events:
+            message = event.message
+            try:
+                scored = ScoredEvent.from_message(json.loads(message.value))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                await _reject(send_dead_letter, message, f"not a scored event: {exc}")
+                continue
+            detection = detector.process(staged, scored, message.offset, message.partition)
+            if detection.duplicate:
+                log.info("skipped %s %s: already counted (re-delivered)",
+                         scored.source, scored.event_id)  # fmt: skip
+            for alert in detection.alerts:
+                alert = replace(alert, raised_at=time.time())
+                log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
+                await publish_alert(alert)
+            staged.stage(detection, message.partition)
+        # State after the alerts (a crash in between re-raises, same id, never
+        # loses), each key once per batch, to the partition its events came from.
+        # Faust flushes these changelog messages before it commits the offsets.
+        for key, partition, value in staged.writes():
+            if value is None:
+                state.data.pop(key, None)
+                state.send_changelog(partition, key, None, value_serializer="raw")
+            else:
+                state.data[key] = value
+                state.send_changelog(partition, key, value)
+        for event in events:
+            await stream.ack(event)
 
     @app.agent(alerts_topic, name="store_alerts")
     async def store_alerts(stream: faust.StreamT) -> None:
         sink = ClickHouseSink(settings)
         async for events in stream.noack_take(256, within=0.5):
-            alerts = [Alert.from_message(json.loads(e.message.value)) for e in events]
-            await sink.write_to("alerts", ALERT_COLUMNS, [alert_row(a) for a in alerts])
-            for event in events:
-                await stream.ack(event)
+            with in_flight.batch(events):
+                alerts = [Alert.from_message(json.loads(e.message.value)) for e in events]
+                await sink.write_to("alerts", ALERT_COLUMNS, [alert_row(a) for a in alerts])
+                for event in events:
+                    await stream.ack(event)
 
     channels = _channels(settings)
     if channels:

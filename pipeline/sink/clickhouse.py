@@ -107,6 +107,33 @@ def apply_migrations(client: Client, database: str) -> list[str]:
     return applied
 
 
+TEXT_COLUMNS = ("text", "subject", "author")
+
+
+def apply_text_ttl(client: Client, database: str, days: int) -> None:
+    """Expire raw text after `days` (0: keep it); scores, labels and rollups stay.
+
+    A column TTL resets the value to '' when parts merge after the deadline. Applied on
+    every migrate, so changing MOODPIPE_RAW_TEXT_TTL_DAYS takes effect at the next start.
+    """
+    create = client.command(f"SHOW CREATE TABLE {database}.{EVENTS_TABLE}")
+    create = create if isinstance(create, str) else "".join(map(str, create))
+    create = create.replace("\\n", "\n")
+    for column in TEXT_COLUMNS:
+        current = re.search(rf"`{column}` String TTL ([^,\n]+)", create)
+        if days:
+            wanted = f"toDateTime(created_at) + toIntervalDay({days})"
+            if current is None or current.group(1).strip() != wanted:
+                client.command(
+                    f"ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN {column} String "
+                    f"TTL toDateTime(created_at) + INTERVAL {days} DAY"
+                )
+        elif current is not None:
+            client.command(
+                f"ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN {column} REMOVE TTL"
+            )
+
+
 def _statements(sql: str) -> list[str]:
     without_comments = "\n".join(
         line for line in sql.splitlines() if not line.strip().startswith("--")
@@ -131,7 +158,9 @@ class ClickHouseSink:
         # Without a default database: it may not exist yet.
         client = connect(self.settings, None)
         try:
-            return apply_migrations(client, self.database)
+            applied = apply_migrations(client, self.database)
+            apply_text_ttl(client, self.database, self.settings.raw_text_ttl_days)
+            return applied
         finally:
             client.close()
 
@@ -147,8 +176,54 @@ class ClickHouseSink:
             await asyncio.to_thread(client.close)
 
     async def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Scored events, in `COLUMNS` order."""
-        await self.write_to(EVENTS_TABLE, COLUMNS, rows)
+        """Scored events, in `COLUMNS` order, flagged for the rollups (see below)."""
+        if not rows:
+            return
+        flagged = await retry_forever(
+            lambda: asyncio.to_thread(self._flag_first_writes, rows),
+            what="ClickHouse lookup of already-stored events",
+            log=log,
+            initial_backoff=self.settings.retry_initial_backoff,
+            max_backoff=self.settings.retry_max_backoff,
+            on_failure=self._reset,
+        )
+        await self.write_to(EVENTS_TABLE, (*COLUMNS, "first_write"), flagged)
+
+    def _flag_first_writes(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """Append first_write: 1 unless the event is already stored (or earlier in the batch).
+
+        The rollup materialized views (003_rollups.sql) read only first writes, so a
+        re-delivered or replayed event is not counted twice. One lookup per batch, on
+        the table's sort key (source, brand, created_at range, event_id).
+        """
+        src, brand, created, event = (
+            COLUMNS.index(c) for c in ("source", "brand", "created_at", "event_id")
+        )
+        times = [r[created] for r in rows]
+        stored = {
+            (source, event_id)
+            for source, event_id in self._connection()
+            .query(
+                f"SELECT source, event_id FROM {self.database}.{EVENTS_TABLE} "
+                "WHERE source IN {sources:Array(String)} AND brand IN {brands:Array(String)} "
+                "AND created_at BETWEEN {lo:DateTime64(3)} AND {hi:DateTime64(3)} "
+                "AND has({ids:Array(String)}, event_id)",
+                parameters={
+                    "sources": sorted({r[src] for r in rows}),
+                    "brands": sorted({r[brand] for r in rows}),
+                    "lo": min(times),
+                    "hi": max(times),
+                    "ids": [r[event] for r in rows],
+                },
+            )
+            .result_rows
+        }
+        flagged = []
+        for row in rows:
+            key = (row[src], row[event])
+            flagged.append([*row, 0 if key in stored else 1])
+            stored.add(key)
+        return flagged
 
     async def write_to(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

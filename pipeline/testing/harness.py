@@ -193,12 +193,9 @@ class PipelineNamespace:
         from pipeline.topics import partitions_of
 
         s = self.settings
-        consumed = [*s.input_topics]
-        if s.alerts_enabled:
-            consumed += [s.scored_topic, s.alerts_topic]
         tps = [
             TopicPartition(topic, p)
-            for topic in consumed
+            for topic in s.consumed_topics
             for p in await partitions_of(s.kafka_bootstrap, topic)
         ]
         consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap)

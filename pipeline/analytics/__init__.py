@@ -1,0 +1,1 @@
+"""Historical analysis: saved queries, ad-hoc SQL, and the PNG report."""

@@ -1,0 +1,92 @@
+"""Re-reads records that faust-streaming 0.15.3 can skip around a rebalance.
+
+Why: after an assignment, Faust's recovery resumes the stream partitions, seeks them
+to their committed offsets and resumes flow control, whose stream queues are cleared
+on resume. Records fetched in between can be dropped while the consumer counts them
+as read, so they are never delivered to an agent and never acked. The partition's
+commit then stops at the first of them: nothing is lost (nothing after them is
+committed either), but nothing commits again until the worker restarts. The
+restart tests found it: offsets 117-119 of a partition were never delivered after a
+restart, while 120 onwards were.
+
+The guard: every few seconds, for each partition this worker owns, if the next offset
+to commit is neither acked nor in a batch an agent is processing, while later offsets
+are acked, and that holds on two checks running, seek the partition back to its
+committed offset. The skipped records are fetched again (with the acked ones after
+them, which every stage handles idempotently) and the commit moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger("moodpipe.stall_guard")
+
+TPKey = tuple[str, int]
+
+
+class InFlight:
+    """Offsets handed to agents in batches and not yet acked, per topic partition."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[TPKey, Counter[int]] = {}
+
+    @contextmanager
+    def batch(self, events: Iterable[Any]) -> Iterator[None]:
+        keys = [((e.message.topic, e.message.partition), e.message.offset) for e in events]
+        for tp, offset in keys:
+            self._offsets.setdefault(tp, Counter())[offset] += 1
+        try:
+            yield
+        finally:
+            for tp, offset in keys:
+                counts = self._offsets[tp]
+                counts[offset] -= 1
+                if counts[offset] <= 0:
+                    del counts[offset]
+
+    def holds(self, topic: str, partition: int, offset: int) -> bool:
+        return offset in self._offsets.get((topic, partition), ())
+
+
+class StallGuard:
+    def __init__(self, in_flight: InFlight) -> None:
+        self.in_flight = in_flight
+        self._suspects: set[TPKey] = set()
+        self.reseeks = 0
+
+    def stalled(self, consumer: Any) -> dict[Any, int]:
+        """Partitions stalled on two checks running -> the offset to re-read from.
+
+        Reads the consumer's ack bookkeeping (`_committed_offset`, `_acked`,
+        `_acked_index`): internal to Faust, hence the pinned faust-streaming version.
+        """
+        suspects: dict[Any, int] = {}
+        for tp in consumer.assignment():
+            committed = consumer._committed_offset.get(tp)
+            acked = consumer._acked.get(tp)
+            if committed is None or not acked or min(acked) <= committed:
+                continue
+            if committed in consumer._acked_index.get(tp, ()):
+                continue
+            if self.in_flight.holds(tp.topic, tp.partition, committed):
+                continue
+            suspects[tp] = committed
+        stalled = {
+            tp: o for tp, o in suspects.items() if (tp.topic, tp.partition) in self._suspects
+        }
+        self._suspects = {(tp.topic, tp.partition) for tp in suspects}
+        return stalled
+
+    async def check(self, consumer: Any) -> None:
+        for tp, offset in self.stalled(consumer).items():
+            log.warning(
+                "%s[%d]: offset %d was skipped by the consumer and never processed; "
+                "re-reading from it", tp.topic, tp.partition, offset,
+            )  # fmt: skip
+            self.reseeks += 1
+            await consumer.seek(tp, offset)
