@@ -20,6 +20,7 @@ from typing import Any
 import faust
 
 from pipeline.alerts import agents as alert_agents
+from pipeline.faust_fixes import InFlight, KeepBuffersOnResume, StallGuard
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.postprocess import KafkaPosition
 from pipeline.records import RecordValidator
@@ -27,7 +28,6 @@ from pipeline.retry import retry_forever
 from pipeline.settings import Settings, load_settings
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.stages import RawRecord, ScoringStages
-from pipeline.stall_guard import InFlight, StallGuard
 
 log = logging.getLogger("moodpipe.worker")
 
@@ -46,6 +46,10 @@ app = faust.App(
     web_bind=settings.bind_host,
     web_host=settings.bind_host,
 )
+
+
+# Before any stream buffer exists: buffers register with the app's flow control.
+app.__dict__["flow_control"] = KeepBuffersOnResume(loop=app.loop)
 
 
 def _raw_topic(name: str) -> faust.TopicT:

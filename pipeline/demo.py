@@ -69,6 +69,7 @@ def run_demo(
         elapsed = time.time() - started
         ok = landed
         _report(settings, run_id, bad, elapsed, console, run_started)
+        _picture(settings, console)
         if not ok:
             console.print(f"[red]not everything landed; see {runtime.log_path('worker')}[/]")
         return ok
@@ -119,6 +120,21 @@ def _wait_for_results(
             return False
         time.sleep(1.0)
     return False
+
+
+def _picture(settings: Settings, console: Console) -> None:
+    """The main panels as a PNG (`moodpipe report`), for a look without Grafana."""
+    from pipeline.analytics.report import load_report, render_png
+
+    client = connect(settings, settings.clickhouse_database)
+    try:
+        path = render_png(load_report(client, hours=1.5), settings.data_dir / "report.png")
+    except ValueError as exc:
+        console.print(f"no picture: {exc}")
+        return
+    finally:
+        client.close()
+    console.print(f"[bold]picture of this run:[/] {path.resolve()}")
 
 
 def _report_alerts(client: Any, started_at: datetime, console: Console) -> None:

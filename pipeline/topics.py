@@ -91,12 +91,12 @@ async def read_topic_json(
 async def seed_committed_offsets(bootstrap: str, group: str, topics: list[str]) -> int:
     """Commit the earliest offset for every partition the group has never committed.
 
-    Why: faust-streaming 0.15.3 drops a record that is in flight when a rebalance or
-    table recovery suspends the flow, yet marks it read; a later seek to committed
-    offsets rewinds past it only where a committed offset exists. With one in place
-    from the start, the record is re-fetched instead of skipped (which would stall
-    commits behind it). Returns how many partitions were seeded; a group that is
-    already active rejects the commit, which is fine: its members commit themselves.
+    Why: after an assignment Faust seeks each partition to its committed offset; a
+    partition without one is not rewound, so anything Faust lost track of around the
+    rebalance (see pipeline/faust_fixes.py) would not be fetched again. With an offset
+    in place it is, and consumer lag is defined from the first record. Returns how
+    many partitions were seeded; an active group rejects the commit, which is fine:
+    its members commit themselves.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError

@@ -209,13 +209,17 @@ def test_every_saved_query_runs_through_moodpipe_sql(seeded: Namespace, tmp_path
     for name, query in saved_queries().items():
         out = tmp_path / f"{name}.json"
         params = ["-p", f"brand={brand}"] if any(p.name == "brand" for p in query.params) else []
+        if name == "alert_history":  # alerts exist for the brands with angry customers only
+            params = ["-p", "kind=angry_customer"]
         done = _moodpipe(seeded, "sql", name, *params, "--format", "json", "-o", str(out))
         assert done.returncode == 0, done.stdout + done.stderr
         rows = json.loads(out.read_text())
         if name != "week_over_week":  # seeded data is all from this week
             assert rows, f"{name} returned nothing"
-        if rows and "brand" in rows[0] and params:
+        if rows and "brand" in rows[0] and params and name != "alert_history":
             assert {r["brand"] for r in rows} == {brand}, name
+    history = json.loads((tmp_path / "alert_history.json").read_text())
+    assert {r["kind"] for r in history} == {"angry_customer"}
     worst = json.loads((tmp_path / "top_negative_posts.json").read_text())
     assert [r["sentiment_score"] for r in worst] == sorted(r["sentiment_score"] for r in worst)
 

@@ -25,13 +25,13 @@ from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
 from pipeline.alerts.rules import load_rules
+from pipeline.faust_fixes import InFlight
 from pipeline.postprocess import KafkaPosition
 from pipeline.records import Rejected
 from pipeline.retry import retry_forever
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.stages import DeadLetterSender, ScoredPublisher
-from pipeline.stall_guard import InFlight
 
 log = logging.getLogger("moodpipe.alerts")
 

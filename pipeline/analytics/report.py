@@ -106,7 +106,7 @@ def render_png(data: ReportData, path: Path) -> Path:
         ax.bar(brands, shares, bottom=bottoms, label=group, color=EKMAN_COLOURS[group])
         bottoms = [b + s for b, s in zip(bottoms, shares, strict=True)]
     ax.set_title("Emotion mix (Ekman groups, share of events)")
-    ax.legend(fontsize=8, ncol=4)
+    ax.legend(fontsize=8, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.06))
 
     ax = axes[1][0]
     ax.barh([b or "(none)" for b, _, _ in data.negative], [s for _, s, _ in data.negative],

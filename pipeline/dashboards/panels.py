@@ -65,13 +65,13 @@ ORDER BY time, brand""",
         ),
         PanelSpec(
             "Negative share by brand", "barchart",
-            f"""SELECT brand, round(sum(negative) / sum(events), 4) AS negative_share,
-       sum(events) AS events
+            f"""SELECT brand, sum(events) AS events,
+       round(sum(negative) / events, 4) AS negative_share
 FROM mood_minute
 WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES}
 GROUP BY brand
 ORDER BY negative_share DESC""",
-            ("brand", "negative_share", "events"), unit="percentunit", width=8,
+            ("brand", "events", "negative_share"), unit="percentunit", width=8,
         ),
         PanelSpec(
             "Volume", "timeseries",

@@ -1,4 +1,4 @@
-"""Re-reads records that faust-streaming 0.15.3 can skip around a rebalance.
+"""Two guards against faust-streaming 0.15.3 skipping records around a rebalance.
 
 Why: after an assignment, Faust's recovery resumes the stream partitions, seeks them
 to their committed offsets and resumes flow control, whose stream queues are cleared
@@ -9,11 +9,16 @@ committed either), but nothing commits again until the worker restarts. The
 restart tests found it: offsets 117-119 of a partition were never delivered after a
 restart, while 120 onwards were.
 
-The guard: every few seconds, for each partition this worker owns, if the next offset
-to commit is neither acked nor in a batch an agent is processing, while later offsets
-are acked, and that holds on two checks running, seek the partition back to its
-committed offset. The skipped records are fetched again (with the acked ones after
-them, which every stage handles idempotently) and the commit moves on.
+1. `KeepBuffersOnResume`: Faust's flow control empties every stream buffer when it
+   resumes; buffers are already emptied explicitly when partitions are revoked, and
+   emptying them again at the end of recovery is what drops the records fetched
+   meanwhile. The app uses this flow control instead, so those records are delivered.
+2. `StallGuard`, a safety net should a record still go missing: every few seconds,
+   for each partition this worker owns, if the next offset to commit is neither
+   acked nor in a batch an agent is processing while later offsets are acked, on
+   two checks running, it seeks the partition back to its committed offset. The
+   skipped records are fetched again (with the acked ones after them, which every
+   stage handles idempotently) and the commit moves on.
 """
 
 from __future__ import annotations
@@ -24,9 +29,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-log = logging.getLogger("moodpipe.stall_guard")
+from mode.utils.queues import FlowControlEvent
+
+log = logging.getLogger("moodpipe.faust_fixes")
 
 TPKey = tuple[str, int]
+
+
+class KeepBuffersOnResume(FlowControlEvent):
+    """Flow control that does not empty stream buffers on resume (see above)."""
+
+    def resume(self) -> None:
+        self._suspend.clear()
+        self._resume.set()
 
 
 class InFlight:

@@ -1,0 +1,65 @@
+"""The stall guard's decision, on a stand-in for Faust's consumer bookkeeping.
+
+(The restart tests in test_alerts_e2e.py exercise it on the real broker.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from pipeline.faust_fixes import InFlight, StallGuard
+
+TP = TopicPartition("posts", 1)
+
+
+class Consumer:
+    def __init__(self, committed: int, acked: list[int]) -> None:
+        self._committed_offset: dict[Any, int | None] = {TP: committed}
+        self._acked = defaultdict(list, {TP: list(acked)})
+        self._acked_index = defaultdict(set, {TP: set(acked)})
+        self.seeks: list[tuple[Any, int]] = []
+
+    def assignment(self) -> set[Any]:
+        return {TP}
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def event(offset: int) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(topic=TP.topic, partition=TP.partition,
+                                                   offset=offset))  # fmt: skip
+
+
+def test_a_gap_at_the_committed_offset_is_reread_after_two_checks() -> None:
+    consumer = Consumer(committed=117, acked=list(range(120, 180)))  # 117-119 never came
+    guard = StallGuard(InFlight())
+    asyncio.run(guard.check(consumer))
+    assert consumer.seeks == []  # one sighting could be a batch about to be acked
+    asyncio.run(guard.check(consumer))
+    assert consumer.seeks == [(TP, 117)]
+
+
+def test_no_reread_while_the_offset_is_in_a_batch_being_processed() -> None:
+    consumer = Consumer(committed=117, acked=list(range(150, 180)))
+    in_flight = InFlight()
+    guard = StallGuard(in_flight)
+    with in_flight.batch([event(o) for o in range(117, 150)]):  # e.g. Triton is down
+        for _ in range(3):
+            asyncio.run(guard.check(consumer))
+    assert consumer.seeks == []
+    assert not in_flight.holds(TP.topic, TP.partition, 117)  # released after the batch
+
+
+def test_contiguous_acks_or_nothing_acked_is_not_a_stall() -> None:
+    for committed, acked in ((117, list(range(117, 130))), (117, []), (117, [100, 101])):
+        consumer = Consumer(committed, acked)
+        guard = StallGuard(InFlight())
+        for _ in range(3):
+            asyncio.run(guard.check(consumer))
+        assert consumer.seeks == [], (committed, acked)
