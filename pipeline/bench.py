@@ -91,6 +91,27 @@ def _wait_rows(settings: Settings, prefix: str, expected: int, progress: Progres
     raise TimeoutError(f"{label}: only part of {expected} rows landed in {timeout:.0f}s")
 
 
+def _burst_rate(settings: Settings, topic: str, tag: str, events: int, console: Console) -> float:
+    """Warm the running worker up, then time a burst: events / (last row - first produce)."""
+    with Progress(console=console) as progress:
+        warm = sample_posts(settings.batch_size, run_id=f"{tag}-warm", seed=100)
+        asyncio.run(produce(settings.kafka_bootstrap, topic, warm))
+        _wait_rows(settings, f"{tag}-warm", len(warm), progress, f"warm-up ({tag})")
+        burst = sample_posts(events, run_id=f"{tag}-burst", seed=101)
+        asyncio.run(produce(settings.kafka_bootstrap, topic, burst))
+        _wait_rows(settings, f"{tag}-burst", len(burst), progress, f"burst ({tag})")
+    client = connect(settings, settings.clickhouse_database)
+    try:
+        first, last = client.query(
+            "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
+            "WHERE startsWith(event_id, {p:String})",
+            parameters={"p": f"{tag}-burst"},
+        ).result_rows[0]
+    finally:
+        client.close()
+    return events / max((last - first).total_seconds(), 1e-3)
+
+
 def run_bench(
     base: Settings, events: int, batch_size: int | None, json_out: str | None, console: Console
 ) -> dict[str, Any]:
@@ -123,19 +144,8 @@ def run_bench(
 
     worker = start_worker(runtime.log_path(f"worker-{tag}"), env)
     try:
-        with Progress(console=console) as progress:
-            warm = sample_posts(batch, run_id=f"{tag}-warm", seed=100)
-            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, warm))
-            _wait_rows(settings, f"{tag}-warm", len(warm), progress, "warm-up")
-            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, burst))
-            _wait_rows(settings, f"{tag}-burst", len(burst), progress, "pipeline burst")
+        pipeline_rate = _burst_rate(settings, settings.posts_topic, tag, events, console)
         client = connect(settings, settings.clickhouse_database)
-        first, last = client.query(
-            "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
-            "WHERE startsWith(event_id, {p:String})",
-            parameters={"p": f"{tag}-burst"},
-        ).result_rows[0]
-        pipeline_rate = events / max((last - first).total_seconds(), 1e-3)
 
         rate = pipeline_rate / 2
         paced = sample_posts(max(50, int(rate * 20)), run_id=f"{tag}-paced", seed=102)
@@ -160,19 +170,7 @@ def run_bench(
     asyncio.run(ensure_topics(plain, [plain.posts_topic]))
     worker = start_worker(runtime.log_path(f"worker-{plain_tag}"), plain_env)
     try:
-        with Progress(console=console) as progress:
-            warm = sample_posts(batch, run_id=f"{plain_tag}-warm", seed=100)
-            asyncio.run(produce(settings.kafka_bootstrap, plain.posts_topic, warm))
-            _wait_rows(settings, f"{plain_tag}-warm", len(warm), progress, "warm-up (no alerts)")
-            burst = sample_posts(events, run_id=f"{plain_tag}-burst", seed=101)
-            asyncio.run(produce(settings.kafka_bootstrap, plain.posts_topic, burst))
-            _wait_rows(settings, f"{plain_tag}-burst", len(burst), progress, "burst (no alerts)")
-        first, last = client.query(
-            "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
-            "WHERE startsWith(event_id, {p:String})",
-            parameters={"p": f"{plain_tag}-burst"},
-        ).result_rows[0]
-        plain_rate = events / max((last - first).total_seconds(), 1e-3)
+        plain_rate = _burst_rate(settings, plain.posts_topic, plain_tag, events, console)
     finally:
         stop_worker(worker)
 

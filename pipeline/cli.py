@@ -60,11 +60,18 @@ def worker(faust_args: tuple[str, ...]) -> None:
     )
     from pipeline.topics import seed_committed_offsets
 
-    seeded = asyncio.run(
-        seed_committed_offsets(settings.kafka_bootstrap, settings.app_id, settings.consumed_topics)
-    )
-    if seeded:
-        logging.getLogger("moodpipe.worker").info("seeded %d partitions' offsets", seeded)
+    log = logging.getLogger("moodpipe.worker")
+    try:
+        seeded = asyncio.run(
+            seed_committed_offsets(
+                settings.kafka_bootstrap, settings.app_id, settings.consumed_topics
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - a safety margin; Faust reports a dead broker
+        log.warning("could not seed committed offsets: %s", exc)
+    else:
+        if seeded:
+            log.info("seeded %d partitions' committed offsets", seeded)
     sys.argv = ["moodpipe", "worker", "--loglevel", "info", *web, *faust_args]
     app.main()
 

@@ -78,14 +78,25 @@ class ScoringStages:
         async def score_and_store() -> None:
             if not good:
                 return
-            model = await self.inference.model_info()
-            predictions = await self.inference.score([record.score_text for record, _ in good])
+            # Which events are already stored (a re-delivery) is looked up while the
+            # model runs: it only needs the records.
+            async with asyncio.TaskGroup() as group:
+                lookup = group.create_task(
+                    self.sink.already_stored(
+                        [(r.source, r.brand, r.created_at, r.id) for r, _ in good]
+                    )
+                )
+                model = group.create_task(self.inference.model_info())
+                scoring = group.create_task(
+                    self.inference.score([record.score_text for record, _ in good])
+                )
+            predictions = scoring.result()
             scored_at = datetime.now(UTC)
             rows = [
-                scored_row(record, predictions, i, position, model, scored_at)
+                scored_row(record, predictions, i, position, model.result(), scored_at)
                 for i, (record, position) in enumerate(good)
             ]
-            await self.sink.write(rows)
+            await self.sink.write(rows, lookup.result())
             # After ClickHouse: a consumer of the scored topic (the alert detector) may
             # look an event up; the batch is acked only after both.
             if self.publish_scored is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.settings import Settings
 
@@ -99,15 +100,21 @@ async def seed_committed_offsets(bootstrap: str, group: str, topics: list[str]) 
     its members commit themselves.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import KafkaError
     from aiokafka.structs import OffsetAndMetadata
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+    committed = None
+    for _ in range(20):  # a fresh broker elects the group coordinator after a moment
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            committed = await admin.list_consumer_group_offsets(group)
+            break
+        except KafkaError:
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+    if committed is None:
+        return 0  # Faust's own seek still works; this is a safety margin, not a must
     tps = [
         TopicPartition(topic, p)
         for topic in topics

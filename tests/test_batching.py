@@ -38,9 +38,18 @@ class RecordingInference:
 class RecordingSink:
     def __init__(self) -> None:
         self.batches: list[list[list]] = []
+        self.lookups: list[list[tuple]] = []
+        self.tables: dict[str, list[list]] = {}
 
-    async def write(self, rows: list[list]) -> None:
+    async def already_stored(self, events: list[tuple]) -> set[tuple[str, str]]:
+        self.lookups.append(events)
+        return set()
+
+    async def write(self, rows: list[list], stored: set | None = None) -> None:
         self.batches.append(rows)
+
+    async def write_to(self, table: str, columns: tuple, rows: list[list]) -> None:
+        self.tables.setdefault(table, []).extend(rows)
 
 
 def _raw(records, topic="posts"):
@@ -64,6 +73,8 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
     assert (result.scored, result.rejected) == (10, len(bad))
     assert len(inference.calls) == 1 and len(inference.calls[0]) == 10
     assert len(sink.batches) == 1
+    assert len(sink.lookups) == 1 and len(sink.lookups[0]) == 10  # one lookup per batch
+    assert len(sink.tables["dead_letters"]) == len(bad)  # the queryable copy
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in sink.batches[0]]
     # Order and Kafka positions are kept: row i is good[i] at its own offset.
     assert [r["event_id"] for r in rows] == [g.event_id for g in good]

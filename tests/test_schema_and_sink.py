@@ -34,10 +34,15 @@ def test_json_schemas_are_valid(path) -> None:
 
 
 def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
-    assert apply_migrations(engine, "mp_schema") == ["001_scored_events.sql"]
+    assert apply_migrations(engine, "mp_schema") == [
+        "001_scored_events.sql",
+        "002_alerts.sql",
+        "003_rollups.sql",
+    ]
     assert apply_migrations(engine, "mp_schema") == []
     columns = [r[0] for r in engine.query("DESCRIBE TABLE mp_schema.scored_events").result_rows]
-    assert [c for c in columns if c != "inserted_at"] == list(COLUMNS)
+    # first_write is the sink's flag for the rollups (003_rollups.sql).
+    assert [c for c in columns if c != "inserted_at"] == [*COLUMNS, "first_write"]
     scored = json.loads((schemas_dir() / "scored_event.schema.json").read_text())
     documented = set(scored["properties"]) | set(LABELS)
     assert set(COLUMNS) - {"brands"} <= documented | {"brands"}

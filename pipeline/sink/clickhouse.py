@@ -14,6 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,9 @@ from pipeline.settings import Settings
 log = logging.getLogger("moodpipe.sink")
 
 EVENTS_TABLE = "scored_events"
+_SOURCE, _BRAND, _CREATED, _EVENT = (
+    COLUMNS.index(c) for c in ("source", "brand", "created_at", "event_id")
+)
 
 
 def chdb_path(url: str) -> Path | None:
@@ -175,55 +179,67 @@ class ClickHouseSink:
             client, self._client = self._client, None
             await asyncio.to_thread(client.close)
 
-    async def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Scored events, in `COLUMNS` order, flagged for the rollups (see below)."""
+    async def write(
+        self, rows: Sequence[Sequence[Any]], stored: set[tuple[str, str]] | None = None
+    ) -> None:
+        """Scored events, in `COLUMNS` order, flagged for the rollups (see below).
+
+        `stored`: the result of `already_stored` for these events, when the caller
+        looked it up ahead (the scoring stage does, while the model runs).
+        """
         if not rows:
             return
-        flagged = await retry_forever(
-            lambda: asyncio.to_thread(self._flag_first_writes, rows),
+        if stored is None:
+            stored = await self.already_stored(
+                [(r[_SOURCE], r[_BRAND], r[_CREATED], r[_EVENT]) for r in rows]
+            )
+        seen = set(stored)
+        flagged = []
+        for row in rows:
+            key = (row[_SOURCE], row[_EVENT])
+            flagged.append([*row, 0 if key in seen else 1])
+            seen.add(key)  # the same event twice in one batch counts once
+        await self.write_to(EVENTS_TABLE, (*COLUMNS, "first_write"), flagged)
+
+    async def already_stored(
+        self, events: Sequence[tuple[str, str, datetime, str]]
+    ) -> set[tuple[str, str]]:
+        """(source, event_id) of the given (source, brand, created_at, event_id) stored.
+
+        Why: the rollup materialized views (003_rollups.sql) read only rows written
+        with first_write = 1, so a re-delivered or replayed event is not counted twice.
+        One lookup per batch, on the table's sort key (source, brand, created_at, id).
+        """
+        if not events:
+            return set()
+        return await retry_forever(
+            lambda: asyncio.to_thread(self._stored, events),
             what="ClickHouse lookup of already-stored events",
             log=log,
             initial_backoff=self.settings.retry_initial_backoff,
             max_backoff=self.settings.retry_max_backoff,
             on_failure=self._reset,
         )
-        await self.write_to(EVENTS_TABLE, (*COLUMNS, "first_write"), flagged)
 
-    def _flag_first_writes(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-        """Append first_write: 1 unless the event is already stored (or earlier in the batch).
-
-        The rollup materialized views (003_rollups.sql) read only first writes, so a
-        re-delivered or replayed event is not counted twice. One lookup per batch, on
-        the table's sort key (source, brand, created_at range, event_id).
-        """
-        src, brand, created, event = (
-            COLUMNS.index(c) for c in ("source", "brand", "created_at", "event_id")
-        )
-        times = [r[created] for r in rows]
-        stored = {
-            (source, event_id)
-            for source, event_id in self._connection()
+    def _stored(self, events: Sequence[tuple[str, str, datetime, str]]) -> set[tuple[str, str]]:
+        rows = (
+            self._connection()
             .query(
                 f"SELECT source, event_id FROM {self.database}.{EVENTS_TABLE} "
                 "WHERE source IN {sources:Array(String)} AND brand IN {brands:Array(String)} "
                 "AND created_at BETWEEN {lo:DateTime64(3)} AND {hi:DateTime64(3)} "
                 "AND has({ids:Array(String)}, event_id)",
                 parameters={
-                    "sources": sorted({r[src] for r in rows}),
-                    "brands": sorted({r[brand] for r in rows}),
-                    "lo": min(times),
-                    "hi": max(times),
-                    "ids": [r[event] for r in rows],
+                    "sources": sorted({e[0] for e in events}),
+                    "brands": sorted({e[1] for e in events}),
+                    "lo": min(e[2] for e in events),
+                    "hi": max(e[2] for e in events),
+                    "ids": [e[3] for e in events],
                 },
             )
             .result_rows
-        }
-        flagged = []
-        for row in rows:
-            key = (row[src], row[event])
-            flagged.append([*row, 0 if key in stored else 1])
-            stored.add(key)
-        return flagged
+        )
+        return {(source, event_id) for source, event_id in rows}
 
     async def write_to(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
