@@ -13,12 +13,16 @@ restart, while 120 onwards were.
    resumes; buffers are already emptied explicitly when partitions are revoked, and
    emptying them again at the end of recovery is what drops the records fetched
    meanwhile. The app uses this flow control instead, so those records are delivered.
-2. `StallGuard`, a safety net should a record still go missing: every few seconds,
-   for each partition this worker owns, if the next offset to commit is neither
-   acked nor in a batch an agent is processing while later offsets are acked, on
-   two checks running, it seeks the partition back to its committed offset. The
-   skipped records are fetched again (with the acked ones after them, which every
-   stage handles idempotently) and the commit moves on.
+2. `StallGuard`, every few seconds:
+   - keeps Faust's ack list sorted and unique: a record delivered twice around a
+     rebalance can leave its offset there twice, after which commits advance by one
+     or two offsets per commit interval instead of whole runs;
+   - as a safety net, should a record still go missing: for each partition this
+     worker owns, if the next offset to commit is neither acked nor in a batch an
+     agent is processing while later offsets are acked, on two checks running, it
+     seeks the partition back to its committed offset. The skipped records are
+     fetched again (with the acked ones after them, which every stage handles
+     idempotently) and the commit moves on.
 """
 
 from __future__ import annotations
@@ -97,7 +101,29 @@ class StallGuard:
         self._suspects = {(tp.topic, tp.partition) for tp in suspects}
         return stalled
 
+    @staticmethod
+    def tidy_acks(consumer: Any) -> int:
+        """Drop repeated and already-committed offsets from Faust's ack list.
+
+        A record delivered twice around a rebalance can leave an offset in the list
+        twice; Faust's commit then advances by one or two offsets per commit interval
+        until it is past them. Keeping the list sorted and unique restores whole-run
+        commits. Returns how many entries were dropped.
+        """
+        dropped = 0
+        for tp, acked in list(consumer._acked.items()):
+            committed = consumer._committed_offset.get(tp)
+            tidy = sorted({o for o in acked if committed is None or o >= committed})
+            if len(tidy) != len(acked):
+                dropped += len(acked) - len(tidy)
+                acked[:] = tidy
+                consumer._acked_index[tp] = set(tidy)
+        return dropped
+
     async def check(self, consumer: Any) -> None:
+        dropped = self.tidy_acks(consumer)
+        if dropped:
+            log.info("dropped %d repeated or stale entries from the consumer's acks", dropped)
         for tp, offset in self.stalled(consumer).items():
             log.warning(
                 "%s[%d]: offset %d was skipped by the consumer and never processed; "

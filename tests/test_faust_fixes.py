@@ -63,3 +63,11 @@ def test_contiguous_acks_or_nothing_acked_is_not_a_stall() -> None:
         for _ in range(3):
             asyncio.run(guard.check(consumer))
         assert consumer.seeks == [], (committed, acked)
+
+
+def test_repeated_and_committed_offsets_are_dropped_from_the_ack_list() -> None:
+    consumer = Consumer(committed=87, acked=[86, 87, 87, 88, 88, 89, 91])
+    assert StallGuard.tidy_acks(consumer) == 3
+    assert consumer._acked[TP] == [87, 88, 89, 91]
+    assert consumer._acked_index[TP] == {87, 88, 89, 91}
+    assert StallGuard.tidy_acks(consumer) == 0
