@@ -192,6 +192,6 @@ async def sample_lag() -> None:
             rows.append([now, _worker_name, tp.topic, tp.partition, highwater - committed[tp]])
     if rows:
         try:
-            await asyncio.to_thread(_lag_sink._insert, "pipeline_lag", LAG_COLUMNS, rows)
+            await asyncio.to_thread(_lag_sink.insert_once, "pipeline_lag", LAG_COLUMNS, rows)
         except Exception as exc:  # noqa: BLE001 - a lost sample is harmless
             log.debug("lag sample not stored: %s", exc)

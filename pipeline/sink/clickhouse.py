@@ -168,7 +168,10 @@ class ClickHouseSink:
         finally:
             client.close()
 
-    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert_once(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """One insert attempt, no retry (`write_to` retries until it succeeds)."""
         self._connection().insert(f"{self.database}.{table}", rows, column_names=list(columns))
 
     def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -249,7 +252,7 @@ class ClickHouseSink:
         # clickhouse-connect is synchronous (and chDB has no async client): a thread
         # keeps the event loop free for Kafka heartbeats while the insert runs.
         await retry_forever(
-            lambda: asyncio.to_thread(self._insert, table, columns, rows),
+            lambda: asyncio.to_thread(self.insert_once, table, columns, rows),
             what=f"ClickHouse insert of {len(rows)} rows into {table}",
             log=log,
             initial_backoff=self.settings.retry_initial_backoff,
