@@ -23,7 +23,7 @@ import pytest
 from pipeline.local.runtime import LocalRuntime
 from pipeline.local.worker import kill_worker, stop_worker
 from pipeline.resources import schemas_dir
-from pipeline.traffic import produce
+from pipeline.traffic import SampleRecord, produce
 from pipeline.traffic.scenarios import Scenario, ScenarioRecord, alert_scenario
 from tests.helpers import Namespace, free_port, wait_until
 
@@ -254,3 +254,29 @@ def test_dead_webhook_blocks_nothing_and_loses_no_alert(tmp_path: Path, scenario
         # After the first alert used every attempt, the channel is degraded: one try each.
         assert sorted(r["attempts"] for r in rows)[-1] == 3
         assert sorted(r["attempts"] for r in rows)[0] == 1
+
+
+def test_foreign_messages_on_the_scored_and_alerts_topics_are_dead_lettered(
+    tmp_path: Path, scenario: Scenario
+) -> None:
+    with alert_namespace(tmp_path, scenario) as ns:
+        s = ns.settings
+        junk = [SampleRecord(b"x", b'{"not": "a scored event"}', "dead"),
+                SampleRecord(b"y", b"\xff\xfe not json", "dead")]  # fmt: skip
+        asyncio.run(produce(s.kafka_bootstrap, s.scored_topic, junk))
+        asyncio.run(produce(s.kafka_bootstrap, s.alerts_topic, junk[:1]))
+        tickets = [r for r in scenario.records if r.role == "tickets"]
+        send(ns, tickets)
+        ns.start_worker()
+        wait_all_processed(ns)
+        letters = ns.dead_letters()
+        by_code = sorted((d["error"], d["source_topic"]) for d in letters)
+        assert by_code == [
+            ("not_a_scored_event", s.scored_topic),
+            ("not_a_scored_event", s.scored_topic),
+            ("not_an_alert", s.alerts_topic),
+        ]
+        assert all(d["reason"] for d in letters)
+        assert ns.landed() == len(tickets)  # the worker kept going
+        assert len(ns.alerts()) == len([e for e in scenario.expected
+                                        if e.kind == "angry_customer"])  # fmt: skip

@@ -28,6 +28,7 @@ from pipeline.alerts.rules import load_rules
 from pipeline.faust_fixes import InFlight
 from pipeline.postprocess import KafkaPosition
 from pipeline.records import Rejected
+from pipeline.records.models import RejectCode
 from pipeline.retry import retry_forever
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
@@ -138,10 +139,21 @@ def install(
         sink = ClickHouseSink(settings)
         async for events in stream.noack_take(256, within=0.5):
             with in_flight.batch(events):
-                alerts = [Alert.from_message(json.loads(e.message.value)) for e in events]
+                alerts = []
+                for event in events:
+                    alert = await _parse_alert(event.message)
+                    if alert is not None:
+                        alerts.append(alert)
                 await sink.write_to("alerts", ALERT_COLUMNS, [alert_row(a) for a in alerts])
                 for event in events:
                     await stream.ack(event)
+
+    async def _parse_alert(message: Any) -> Alert | None:
+        try:
+            return Alert.from_message(json.loads(message.value))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            await _reject(send_dead_letter, message, f"not an alert: {exc}", "not_an_alert")
+            return None
 
     channels = _channels(settings)
     if channels:
@@ -149,8 +161,11 @@ def install(
         @app.agent(alerts_topic, name="notify_alerts")
         async def notify_alerts(stream: faust.StreamT) -> None:
             sink = ClickHouseSink(settings)
-            async for value in stream:
-                alert = Alert.from_message(json.loads(value))
+            async for event in stream.events():
+                try:
+                    alert = Alert.from_message(json.loads(event.message.value))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # store_alerts dead-letters it
                 await _notify(sink, channels, alert, settings)
 
     return publish_scored
@@ -199,7 +214,12 @@ async def _notify(
     await sink.write_to("alert_deliveries", DELIVERY_COLUMNS, rows)
 
 
-async def _reject(send_dead_letter: DeadLetterSender, message: Any, reason: str) -> None:
+async def _reject(
+    send_dead_letter: DeadLetterSender,
+    message: Any,
+    reason: str,
+    code: RejectCode = "not_a_scored_event",
+) -> None:
     log.warning("dead-lettering %s[%d]@%d: %s",
                 message.topic, message.partition, message.offset, reason)  # fmt: skip
     from pipeline.deadletter import dead_letter
@@ -211,7 +231,7 @@ async def _reject(send_dead_letter: DeadLetterSender, message: Any, reason: str)
         timestamp=datetime.fromtimestamp(message.timestamp, UTC),
     )
     value, headers = dead_letter(
-        Rejected("not_a_scored_event", reason[:1000]), message.key, message.value, position
+        Rejected(code, reason[:1000]), message.key, message.value, position
     )
     await send_dead_letter(message.key, value, headers)
 

@@ -16,6 +16,7 @@ RejectCode = Literal[
     "record_too_large",
     "bad_timestamp",
     "not_a_scored_event",  # on the scored topic: not written by a moodpipe worker
+    "not_an_alert",  # on the alerts topic: not written by a moodpipe worker
 ]
 
 
