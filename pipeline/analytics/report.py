@@ -37,7 +37,7 @@ def load_report(client: Any, hours: float, end: datetime | None = None) -> Repor
             raise ValueError("no scored events in ClickHouse yet (mood_minute is empty)")
         end = latest + timedelta(minutes=1)
     start = end - timedelta(hours=hours)
-    bucket = max(1, int(hours * 60 / 120))  # about 120 points across the range
+    bucket = max(1, round(hours * 60 / 48))  # about 48 points: a readable trend
     window = {"start": start, "end": end}
     where = "minute >= {start:DateTime} AND minute < {end:DateTime}"
     mood = client.query(
@@ -90,9 +90,19 @@ def render_png(data: ReportData, path: Path) -> Path:
     )
 
     ax = axes[0][0]
+    gap = timedelta(minutes=2 * data.bucket_minutes)
     for brand in sorted({b for _, b, _ in data.mood}):
-        points = [(t, m) for t, b, m in data.mood if b == brand]
-        ax.plot([t for t, _ in points], [m for _, m in points], label=brand or "(none)")
+        times: list[Any] = []
+        values: list[float] = []
+        for t, b, m in data.mood:
+            if b != brand:
+                continue
+            if times and t - times[-1] > gap:  # no data in between: break the line
+                times.append(times[-1] + gap / 2)
+                values.append(float("nan"))
+            times.append(t)
+            values.append(m)
+        ax.plot(times, values, label=brand or "(none)", marker=".", markersize=3)
     ax.axhline(0, color="#888888", linewidth=0.8)
     ax.set_title(f"Mood index per {data.bucket_minutes} min (positive - negative)")
     ax.legend(fontsize=8)
@@ -109,12 +119,13 @@ def render_png(data: ReportData, path: Path) -> Path:
     ax.legend(fontsize=8, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.06))
 
     ax = axes[1][0]
-    ax.barh([b or "(none)" for b, _, _ in data.negative], [s for _, s, _ in data.negative],
+    negative = sorted(data.negative, key=lambda x: x[1])
+    ax.barh([b or "(none)" for b, _, _ in negative], [s for _, s, _ in negative],
             color="#e73f3f")  # fmt: skip
-    for i, (_, share, n) in enumerate(data.negative):
+    for i, (_, share, n) in enumerate(negative):
         ax.text(share, i, f" {share:.0%} of {n}", va="center", fontsize=8)
     ax.set_title("Negative share by brand")
-    ax.set_xlim(0, max([s for _, s, _ in data.negative] + [0.1]) * 1.3)
+    ax.set_xlim(0, max([s for _, s, _ in negative] + [0.1]) * 1.3)
 
     ax = axes[1][1]
     ax.barh([e for e, _ in reversed(data.emotions)], [p for _, p in reversed(data.emotions)],
