@@ -22,7 +22,9 @@ restart, while 120 onwards were.
      agent is processing while later offsets are acked, on two checks running, it
      seeks the partition back to its committed offset. The skipped records are
      fetched again (with the acked ones after them, which every stage handles
-     idempotently) and the commit moves on.
+     idempotently) and the commit moves on;
+   - likewise when a partition has records waiting but nothing delivered, acked or
+     in flight, and its commit has not moved, for 20 s (seen once after a takeover).
 """
 
 from __future__ import annotations
@@ -71,12 +73,51 @@ class InFlight:
     def holds(self, topic: str, partition: int, offset: int) -> bool:
         return offset in self._offsets.get((topic, partition), ())
 
+    def busy(self, topic: str, partition: int) -> bool:
+        return bool(self._offsets.get((topic, partition)))
+
+
+IDLE_CHECKS = 4  # checks running (20 s at the worker's 5 s) before an idle lag counts
+
 
 class StallGuard:
     def __init__(self, in_flight: InFlight) -> None:
         self.in_flight = in_flight
         self._suspects: set[TPKey] = set()
+        self._idle: dict[TPKey, tuple[int, int]] = {}  # tp -> (committed, checks seen idle)
         self.reseeks = 0
+
+    def idle(self, consumer: Any) -> dict[Any, int]:
+        """Partitions with records waiting that nothing has touched for IDLE_CHECKS checks.
+
+        The other face of the same Faust bug: after a takeover, a partition's records
+        can be dropped before any is delivered, so nothing is acked past the committed
+        offset and `stalled` has no gap to see; the commit simply never moves while
+        records wait. Nothing acked, no batch in flight, the committed offset unchanged
+        and the partition's end beyond it, for IDLE_CHECKS checks: re-read it.
+        """
+        idle: dict[Any, int] = {}
+        seen: dict[TPKey, tuple[int, int]] = {}
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            committed = consumer._committed_offset.get(tp)
+            highwater = consumer.highwater(tp)
+            if (
+                committed is None
+                or highwater is None
+                or highwater <= committed
+                or consumer._acked.get(tp)
+                or self.in_flight.busy(*key)
+            ):
+                continue
+            before, count = self._idle.get(key, (committed, 0))
+            count = count + 1 if before == committed else 1
+            if count >= IDLE_CHECKS:
+                idle[tp] = committed
+                count = 0
+            seen[key] = (committed, count)
+        self._idle = seen
+        return idle
 
     def stalled(self, consumer: Any) -> dict[Any, int]:
         """Partitions stalled on two checks running -> the offset to re-read from.
@@ -127,6 +168,13 @@ class StallGuard:
         for tp, offset in self.stalled(consumer).items():
             log.warning(
                 "%s[%d]: offset %d was skipped by the consumer and never processed; "
+                "re-reading from it", tp.topic, tp.partition, offset,
+            )  # fmt: skip
+            self.reseeks += 1
+            await consumer.seek(tp, offset)
+        for tp, offset in self.idle(consumer).items():
+            log.warning(
+                "%s[%d]: records wait from offset %d but none has been delivered; "
                 "re-reading from it", tp.topic, tp.partition, offset,
             )  # fmt: skip
             self.reseeks += 1

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from pipeline.faust_fixes import InFlight, StallGuard
+from pipeline.faust_fixes import IDLE_CHECKS, InFlight, StallGuard
 
 TP = TopicPartition("posts", 1)
 
@@ -26,6 +26,11 @@ class Consumer:
 
     def assignment(self) -> set[Any]:
         return {TP}
+
+    def highwater(self, tp: Any) -> int:
+        return self.end
+
+    end = 200
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -71,3 +76,31 @@ def test_repeated_and_committed_offsets_are_dropped_from_the_ack_list() -> None:
     assert consumer._acked[TP] == [87, 88, 89, 91]
     assert consumer._acked_index[TP] == {87, 88, 89, 91}
     assert StallGuard.tidy_acks(consumer) == 0
+
+
+def test_a_partition_with_waiting_records_that_nothing_touches_is_reread() -> None:
+    consumer = Consumer(committed=117, acked=[])
+    guard = StallGuard(InFlight())
+    for _ in range(IDLE_CHECKS - 1):
+        asyncio.run(guard.check(consumer))
+    assert consumer.seeks == []
+    asyncio.run(guard.check(consumer))
+    assert consumer.seeks == [(TP, 117)]
+
+
+def test_no_idle_reread_when_busy_caught_up_or_moving() -> None:
+    busy = InFlight()
+    with busy.batch([event(117)]):  # a batch stuck on an outage is not idle
+        consumer = Consumer(committed=117, acked=[])
+        guard = StallGuard(busy)
+        for _ in range(2 * IDLE_CHECKS):
+            asyncio.run(guard.check(consumer))
+        assert consumer.seeks == []
+    caught_up = Consumer(committed=200, acked=[])
+    moving = Consumer(committed=100, acked=[])
+    guard_a, guard_b = StallGuard(InFlight()), StallGuard(InFlight())
+    for i in range(2 * IDLE_CHECKS):
+        asyncio.run(guard_a.check(caught_up))
+        moving._committed_offset[TP] = 100 + i  # commits advance between checks
+        asyncio.run(guard_b.check(moving))
+    assert caught_up.seeks == [] and moving.seeks == []
