@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -97,30 +97,40 @@ def alerts_check(rules_file: str | None) -> None:
 
 
 @alerts.command("list")
-@click.option("--hours", default=24.0, show_default=True, help="raised within this many hours")
-@click.option("--kind", help="only this kind, e.g. angry_customer")
+@click.option("--hours", default=24, show_default=True, help="by event time, this far back")
+@click.option("--kind", default="", help="only this kind, e.g. angry_customer")
+@click.option("--brand", default="", help="only this brand")
 @click.option("--limit", default=50, show_default=True)
-def alerts_list(hours: float, kind: str | None, limit: int) -> None:
-    """Recent alerts from ClickHouse, newest first."""
+def alerts_list(hours: int, kind: str, brand: str, limit: int) -> None:
+    """Recent alerts from ClickHouse, newest first (the saved query alert_history)."""
+    from pipeline.analytics.queries import run_query, saved_queries
+
+    query = saved_queries()["alert_history"]
+    given = {"hours": str(hours), "kind": kind, "brand": brand, "limit": str(limit)}
+    result = _run_sql(run_query, query.sql, query.bind(given))
+    _print_result(result, ("event_time", "kind", "severity", "brand", "subject", "message"))
+
+
+def _run_sql(run_query: Any, sql: str, parameters: dict[str, Any]) -> Any:
     from pipeline.sink.clickhouse import connect
 
     settings = load_settings()
     client = connect(settings, settings.clickhouse_database)
     try:
-        rows = client.query(
-            "SELECT event_time, kind, severity, brand, subject, message FROM alerts_dedup "
-            "WHERE raised_at >= now64(3) - toIntervalSecond({secs:UInt32}) "
-            "AND ({kind:String} = '' OR kind = {kind:String}) "
-            "ORDER BY event_time DESC LIMIT {limit:UInt32}",
-            parameters={"secs": int(hours * 3600), "kind": kind or "", "limit": limit},
-        ).result_rows
+        return run_query(client, sql, parameters)
+    except Exception as exc:  # noqa: BLE001 - show ClickHouse's message, not a traceback
+        _fail(exc)
     finally:
         client.close()
-    table = Table("event time", "kind", "severity", "brand", "subject", "message")
-    for row in rows:
-        table.add_row(row[0].strftime("%Y-%m-%d %H:%M:%S"), *map(str, row[1:]))
+
+
+def _print_result(result: Any, columns: tuple[str, ...] | None = None) -> None:
+    shown = list(columns or result.columns)
+    table = Table(*shown)
+    for row in result.as_dicts():
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in shown))
     console.print(table)
-    console.print(f"{len(rows)} alert(s)")
+    console.print(f"{len(result.rows)} row(s)")
 
 
 @main.command("sql")
@@ -141,7 +151,6 @@ def sql_cmd(
     import re
 
     from pipeline.analytics.queries import Param, run_query, saved_queries
-    from pipeline.sink.clickhouse import connect
 
     saved = saved_queries()
     if list_saved or not query:
@@ -168,20 +177,9 @@ def sql_cmd(
             }
     except ValueError as exc:
         _fail(exc)
-    settings = load_settings()
-    client = connect(settings, settings.clickhouse_database)
-    try:
-        result = run_query(client, sql, bound)
-    except Exception as exc:  # noqa: BLE001 - show ClickHouse's message, not a traceback
-        _fail(exc)
-    finally:
-        client.close()
+    result = _run_sql(run_query, sql, bound)
     if fmt == "table" and not out:
-        table = Table(*result.columns)
-        for row in result.rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        console.print(table)
-        console.print(f"{len(result.rows)} row(s)")
+        _print_result(result)
         return
     text = result.to_csv() if fmt == "csv" else result.to_json()
     if out:

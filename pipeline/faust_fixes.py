@@ -166,16 +166,12 @@ class StallGuard:
         if dropped:
             log.info("dropped %d repeated or stale entries from the consumer's acks", dropped)
         for tp, offset in self.stalled(consumer).items():
-            log.warning(
-                "%s[%d]: offset %d was skipped by the consumer and never processed; "
-                "re-reading from it", tp.topic, tp.partition, offset,
-            )  # fmt: skip
-            self.reseeks += 1
-            await consumer.seek(tp, offset)
+            await self._reread(consumer, tp, offset, "was skipped and never processed")
         for tp, offset in self.idle(consumer).items():
-            log.warning(
-                "%s[%d]: records wait from offset %d but none has been delivered; "
-                "re-reading from it", tp.topic, tp.partition, offset,
-            )  # fmt: skip
-            self.reseeks += 1
-            await consumer.seek(tp, offset)
+            await self._reread(consumer, tp, offset, "waits but nothing was delivered")
+
+    async def _reread(self, consumer: Any, tp: Any, offset: int, why: str) -> None:
+        log.warning("%s[%d]: offset %d %s; re-reading from it", tp.topic, tp.partition,
+                    offset, why)  # fmt: skip
+        self.reseeks += 1
+        await consumer.seek(tp, offset)

@@ -233,6 +233,11 @@ def test_every_saved_query_runs_through_moodpipe_sql(seeded: Namespace, tmp_path
     adhoc = _moodpipe(seeded, "sql", adhoc_sql, "-p", "s=ticket", "--format", "json")
     assert json.loads(adhoc.stdout) == [{"n": 200}]
 
+    listed = _moodpipe(seeded, "alerts", "list", "--kind", "angry_customer", "--hours", "168",
+                       "--limit", "100")  # fmt: skip
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert f"{len(history)} row(s)" in listed.stdout
+
     bad = _moodpipe(seeded, "sql", "top_negative_posts", "-p", "nope=1")
     assert bad.returncode != 0 and "has no parameter nope" in bad.stdout
 
