@@ -37,6 +37,17 @@ def dead_letter(
     return json.dumps(doc).encode(), headers
 
 
+# The ClickHouse `dead_letters` table: a queryable copy; the topic keeps the bytes.
+DEAD_LETTER_COLUMNS = (
+    "source_topic", "source_partition", "source_offset", "error", "reason", "failed_at",
+)  # fmt: skip
+
+
+def dead_letter_row(rejected: Rejected, position: KafkaPosition, failed_at: datetime) -> list:
+    return [position.topic, position.partition, position.offset, rejected.code,
+            rejected.reason, failed_at]  # fmt: skip
+
+
 async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict]:
     """Every dead letter currently on the topic (all partitions, from the start)."""
     from pipeline.topics import read_topic_json

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.deadletter import dead_letter
+from pipeline.deadletter import DEAD_LETTER_COLUMNS, dead_letter, dead_letter_row
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.postprocess import KafkaPosition, scored_message, scored_row
 from pipeline.records import RecordValidator, Rejected
@@ -21,11 +21,6 @@ from pipeline.records.models import InputRecord
 from pipeline.sink.clickhouse import ClickHouseSink
 
 log = logging.getLogger("moodpipe.stages")
-
-
-DEAD_LETTER_COLUMNS = (
-    "source_topic", "source_partition", "source_offset", "error", "reason", "failed_at",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +113,8 @@ class ScoringStages:
             await self.sink.write_to(
                 "dead_letters",
                 DEAD_LETTER_COLUMNS,
-                [
-                    [raw.position.topic, raw.position.partition, raw.position.offset,
-                     rejected.code, rejected.reason, failed_at]
-                    for rejected, raw in bad
-                ],
-            )  # fmt: skip
+                [dead_letter_row(rejected, raw.position, failed_at) for rejected, raw in bad],
+            )
 
         await asyncio.gather(score_and_store(), reject())
         return BatchResult(scored=len(good), rejected=len(bad))

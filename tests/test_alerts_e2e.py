@@ -277,6 +277,8 @@ def test_foreign_messages_on_the_scored_and_alerts_topics_are_dead_lettered(
             ("not_an_alert", s.alerts_topic),
         ]
         assert all(d["reason"] for d in letters)
+        copies = ns.query("SELECT error, source_topic FROM dead_letters FINAL ORDER BY 1, 2")
+        assert sorted(copies) == by_code
         assert ns.landed() == len(tickets)  # the worker kept going
         assert len(ns.alerts()) == len([e for e in scenario.expected
                                         if e.kind == "angry_customer"])  # fmt: skip

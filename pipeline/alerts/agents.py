@@ -25,6 +25,7 @@ from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
 from pipeline.alerts.rules import load_rules
+from pipeline.deadletter import DEAD_LETTER_COLUMNS, dead_letter, dead_letter_row
 from pipeline.faust_fixes import InFlight
 from pipeline.postprocess import KafkaPosition
 from pipeline.records import Rejected
@@ -73,6 +74,7 @@ def install(
         key_type=str,  # keys and values are JSON (Faust's default codec for tables)
     )
     detector = AlertDetector(rules)
+    letters = ClickHouseSink(settings)  # the dead_letters table's copy of rejects
 
     async def publish_scored(messages: list[dict[str, Any]]) -> None:
         # Straight to the app's Kafka producer: Faust's Topic.send machinery (futures,
@@ -110,7 +112,7 @@ def install(
             try:
                 scored = ScoredEvent.from_message(json.loads(message.value))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                await _reject(send_dead_letter, message, f"not a scored event: {exc}")
+                await _reject(send_dead_letter, letters, message, f"not a scored event: {exc}")
                 continue
             detection = detector.process(staged, scored, message.offset, message.partition)
             duplicates += detection.duplicate
@@ -152,7 +154,9 @@ def install(
         try:
             return Alert.from_message(json.loads(message.value))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            await _reject(send_dead_letter, message, f"not an alert: {exc}", "not_an_alert")
+            await _reject(
+                send_dead_letter, letters, message, f"not an alert: {exc}", "not_an_alert"
+            )
             return None
 
     channels = _channels(settings)
@@ -216,24 +220,24 @@ async def _notify(
 
 async def _reject(
     send_dead_letter: DeadLetterSender,
+    letters: ClickHouseSink,
     message: Any,
     reason: str,
     code: RejectCode = "not_a_scored_event",
 ) -> None:
     log.warning("dead-lettering %s[%d]@%d: %s",
                 message.topic, message.partition, message.offset, reason)  # fmt: skip
-    from pipeline.deadletter import dead_letter
-
     position = KafkaPosition(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         timestamp=datetime.fromtimestamp(message.timestamp, UTC),
     )
-    value, headers = dead_letter(
-        Rejected(code, reason[:1000]), message.key, message.value, position
-    )
+    rejected = Rejected(code, reason[:1000])
+    value, headers = dead_letter(rejected, message.key, message.value, position)
     await send_dead_letter(message.key, value, headers)
+    row = dead_letter_row(rejected, position, datetime.now(UTC))
+    await letters.write_to("dead_letters", DEAD_LETTER_COLUMNS, [row])
 
 
 async def _retry(action: Any, what: str, settings: Settings) -> None:
