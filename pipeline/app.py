@@ -14,20 +14,31 @@ import asyncio
 import logging
 import os
 import socket
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+from faust.transport.consumer import Consumer
 
 from pipeline.alerts import agents as alert_agents
-from pipeline.faust_fixes import InFlight, KeepBuffersOnResume, StallGuard
+from pipeline.deadletter import MAX_KEY_BYTES, dead_letter
+from pipeline.failures import describe
+from pipeline.faust_fixes import (
+    InFlight,
+    KeepBuffersOnResume,
+    StallGuard,
+    install_commit_guard,
+    run_batches,
+)
 from pipeline.inference.triton_client import TritonEmotionClient
-from pipeline.postprocess import KafkaPosition
+from pipeline.logs import summarise_repeats
+from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import RecordValidator
-from pipeline.retry import retry_forever
+from pipeline.retry import retry, retry_forever
 from pipeline.settings import Settings, load_settings
 from pipeline.sink.clickhouse import ClickHouseSink
-from pipeline.stages import RawRecord, ScoringStages
+from pipeline.stages import Letter, RawRecord, ScoringStages
 
 log = logging.getLogger("moodpipe.worker")
 
@@ -45,6 +56,7 @@ app = faust.App(
     web_port=settings.web_port or 6066,
     web_bind=settings.bind_host,
     web_host=settings.bind_host,
+    producer_max_request_size=settings.producer_max_request_size,
 )
 
 
@@ -71,6 +83,13 @@ dead_letter_topic = _raw_topic(settings.dead_letter_topic)
 
 in_flight = InFlight()
 stall_guard = StallGuard(in_flight)
+install_commit_guard(Consumer, in_flight)
+
+
+@app.task
+async def quiet_repeated_warnings() -> None:
+    # After the worker has set up its log handlers.
+    summarise_repeats()
 
 
 @app.timer(interval=5.0)
@@ -82,24 +101,45 @@ _migrated = asyncio.Lock()
 _migration_done = False
 
 
-async def _send_dead_letter(
-    key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-) -> None:
-    async def send() -> None:
-        pending = await dead_letter_topic.send(key=key, value=value, headers=headers)
-        await pending  # delivered and acknowledged by the broker
+async def _send_dead_letters(letters: Sequence[Letter]) -> None:
+    """Every letter on the dead-letter topic, each cut to fit the producer's limit.
 
-    await retry_forever(
-        send,
-        what="dead-letter produce",
-        log=log,
-        initial_backoff=settings.retry_initial_backoff,
-        max_backoff=settings.retry_max_backoff,
-    )
+    If the broker still refuses them as too large (a topic with a smaller
+    max.message.bytes), they are rebuilt four times smaller, down to their metadata:
+    a dead letter is never retried forever for its size.
+    """
+    max_bytes = settings.dead_letter_max_bytes
+
+    async def send_all() -> None:
+        pending = []
+        for rejected, key, value, position in letters:
+            doc, headers = dead_letter(rejected, key, value, position, max_bytes)
+            kept_key = key[:MAX_KEY_BYTES] if key is not None else None
+            pending.append(await dead_letter_topic.send(key=kept_key, value=doc, headers=headers))
+        await asyncio.gather(*pending)  # delivered and acknowledged by the broker
+
+    while True:
+        try:
+            await retry(
+                send_all,
+                what=f"dead-letter produce of {len(letters)}",
+                log=log,
+                initial_backoff=settings.retry_initial_backoff,
+                max_backoff=settings.retry_max_backoff,
+                data_attempts=None if max_bytes <= MIN_DEAD_LETTER_BYTES else 2,
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - not an outage: try smaller letters
+            max_bytes = max(MIN_DEAD_LETTER_BYTES, max_bytes // 4)
+            log.warning("dead letters refused (%s); sending them cut to %d bytes",
+                        describe(exc, 200), max_bytes)  # fmt: skip
+
+
+MIN_DEAD_LETTER_BYTES = 4096
 
 
 publish_scored = (
-    alert_agents.install(app, settings, _raw_topic, _send_dead_letter, in_flight)
+    alert_agents.install(app, settings, _raw_topic, _send_dead_letters, in_flight)
     if settings.alerts_enabled
     else None
 )
@@ -125,14 +165,21 @@ async def _build_stages(source: str) -> ScoringStages:
         initial_backoff=settings.retry_initial_backoff,
         max_backoff=settings.retry_max_backoff,
         threshold_override=settings.label_threshold,
+        data_attempts=settings.poison_attempts,
     )
     return ScoringStages(
         source,
-        RecordValidator(settings.max_record_bytes, settings.max_text_chars),
+        RecordValidator(
+            settings.max_record_bytes,
+            settings.max_text_chars,
+            min_created_at=settings.min_created_at,
+            max_future=timedelta(seconds=settings.max_future_seconds),
+        ),
         inference,
         sink,
-        _send_dead_letter,
+        _send_dead_letters,
         publish_scored,
+        data_attempts=settings.poison_attempts,
     )
 
 
@@ -145,19 +192,39 @@ def _raw_record(event: Any) -> RawRecord:
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            timestamp=datetime.fromtimestamp(message.timestamp, UTC),
+            timestamp=kafka_time(message.timestamp),
         ),
     )
 
 
+class InjectedCrashError(RuntimeError):
+    """Raised on purpose (MOODPIPE_FAULT_AGENT_CRASHES) to test crash recovery."""
+
+
+_crashes_left = settings.fault_agent_crashes
+
+
 async def _score_stream(source: str, stream: faust.StreamT) -> None:
     stages = await _build_stages(source)
-    async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout):
-        with in_flight.batch(events):
-            result = await stages.process([_raw_record(e) for e in events])
-            for event in events:
-                await stream.ack(event)
+
+    async def score(events: list[Any]) -> None:
+        global _crashes_left
+        result = await stages.process([_raw_record(e) for e in events])
+        if _crashes_left > 0 and result.scored:
+            # The worst place to fail: stored, not yet acked.
+            _crashes_left -= 1
+            raise InjectedCrashError(f"injected crash after storing {result.scored} events")
         log.debug("%s batch: %d scored, %d dead-lettered", source, result.scored, result.rejected)
+
+    await run_batches(
+        stream,
+        settings.batch_size,
+        settings.batch_timeout,
+        score,
+        what=f"scoring {source}s",
+        in_flight=in_flight,
+        consumer=app.consumer,
+    )
 
 
 @app.agent(posts_topic, concurrency=settings.agent_concurrency)

@@ -304,7 +304,7 @@ def migrate() -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
     from pipeline.sink.clickhouse import ClickHouseSink
 
-    applied = ClickHouseSink(load_settings()).migrate()
+    applied = ClickHouseSink(load_settings(), embedded_fallback=True).migrate()
     console.print(f"applied: {', '.join(applied) or 'nothing (schema is current)'}")
 
 

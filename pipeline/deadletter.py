@@ -1,8 +1,15 @@
-"""Dead letters: a rejected record, its original bytes and the reason, as JSON."""
+"""Dead letters: a rejected record, its original bytes and the reason, as JSON.
+
+A dead letter must always fit on the dead-letter topic: a record the broker accepted
+can be larger than what the producer may send once base64 and the reason are added.
+Then its bytes are cut to fit, the letter says `truncated: true` and carries the
+original length and SHA-256, and the partition moves on; it is never retried forever.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import socket
 from datetime import UTC, datetime
@@ -12,28 +19,57 @@ from pipeline.records.models import Rejected
 
 REASON_HEADER = "moodpipe.reason"
 ERROR_HEADER = "moodpipe.error"
+TRUNCATED_HEADER = "moodpipe.truncated"
+
+MAX_REASON_CHARS = 1000
+MAX_KEY_BYTES = 4096  # a dead letter keeps at most this much of the original key
+_ENVELOPE_SLACK = 256  # JSON quoting and the flag fields, beyond the measured document
+
+
+def readable(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """A reason that is valid UTF-8 (no lone surrogates) and of bounded length."""
+    text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def dead_letter(
-    rejected: Rejected, key: bytes | None, value: bytes | None, position: KafkaPosition
+    rejected: Rejected,
+    key: bytes | None,
+    value: bytes | None,
+    position: KafkaPosition,
+    max_bytes: int = 900_000,
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The dead-letter value (schemas/dead_letter.schema.json) and its headers."""
+    """The dead-letter value (schemas/dead_letter.schema.json), at most `max_bytes`,
+    and its headers."""
+    value = value or b""
+    reason = readable(rejected.reason)
+    kept_key = key[:MAX_KEY_BYTES] if key is not None else None
     doc = {
         "error": rejected.code,
-        "reason": rejected.reason,
+        "reason": reason,
         "source_topic": position.topic,
         "source_partition": position.partition,
         "source_offset": position.offset,
         "source_timestamp": position.timestamp.isoformat(),
-        "key_b64": base64.b64encode(key).decode() if key is not None else None,
-        "value_b64": base64.b64encode(value or b"").decode(),
+        "key_b64": base64.b64encode(kept_key).decode() if kept_key is not None else None,
+        "value_b64": "",
         "failed_at": datetime.now(UTC).isoformat(),
         "worker": socket.gethostname(),
+        "truncated": False,
+        "value_bytes": len(value),
+        "value_sha256": hashlib.sha256(value).hexdigest(),
     }
+    envelope = len(json.dumps(doc)) + _ENVELOPE_SLACK
+    room = max(0, (max_bytes - envelope) * 3 // 4)  # raw bytes that fit once in base64
+    kept = value[:room]
+    doc["value_b64"] = base64.b64encode(kept).decode()
+    doc["truncated"] = len(kept) < len(value) or (key is not None and kept_key != key)
     headers = [
         (ERROR_HEADER, rejected.code.encode()),
-        (REASON_HEADER, rejected.reason.encode("utf-8", errors="replace")[:1000]),
+        (REASON_HEADER, reason.encode("utf-8")),
     ]
+    if doc["truncated"]:
+        headers.append((TRUNCATED_HEADER, b"true"))
     return json.dumps(doc).encode(), headers
 
 
@@ -45,7 +81,7 @@ DEAD_LETTER_COLUMNS = (
 
 def dead_letter_row(rejected: Rejected, position: KafkaPosition, failed_at: datetime) -> list:
     return [position.topic, position.partition, position.offset, rejected.code,
-            rejected.reason, failed_at]  # fmt: skip
+            readable(rejected.reason), failed_at]  # fmt: skip
 
 
 async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict]:

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from faust.transport.consumer import Consumer as _FaustConsumer
 from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger("moodpipe.faust_fixes")
@@ -69,6 +70,10 @@ class InFlight:
                 counts[offset] -= 1
                 if counts[offset] <= 0:
                     del counts[offset]
+
+    def lowest(self, topic: str, partition: int) -> int | None:
+        offsets = self._offsets.get((topic, partition))
+        return min(offsets) if offsets else None
 
     def holds(self, topic: str, partition: int, offset: int) -> bool:
         return offset in self._offsets.get((topic, partition), ())
@@ -175,3 +180,119 @@ class StallGuard:
                     offset, why)  # fmt: skip
         self.reseeks += 1
         await consumer.seek(tp, offset)
+
+
+# --- Acks only by moodpipe -------------------------------------------------------
+#
+# The silent loss of issue #10, traced in faust-streaming 0.15.3 (streams.py): a
+# `noack_take` turns the stream's `enable_acks` off while it runs and, in its
+# `finally`, back to what it was (on). When an exception escapes the agent's
+# `async for`, the generator finishes, acks are on again, and the stream's passive
+# drainer (`_passive_drainer`, still running in the background) keeps reading the
+# topic and acking every event it reads although no agent ever saw it: Faust
+# then commits the partitions to their ends. Two defences, both in `run_batches`:
+# the stream's `enable_acks` is off before the first `noack_take` (so the `finally`
+# restores off, and only moodpipe's explicit acks ever commit), and no exception
+# leaves the loop: the failed batch stays unacked and its partitions are re-read.
+
+
+async def run_batches(
+    stream: Any,
+    max_: int,
+    within: float,
+    handle: Any,
+    *,
+    what: str,
+    in_flight: InFlight,
+    consumer: Any,
+) -> None:
+    """Feed `stream` to `handle` in batches; ack each batch only after `handle` returns.
+
+    `handle(events)` gets the Faust events of one batch. If it raises, nothing of
+    the batch is acked, the batch's partitions are re-read from its first offset
+    (idempotent stages absorb the repeats), and the loop goes on after a backoff.
+    """
+    import asyncio
+
+    stream.enable_acks = False
+    backoff = 1.0
+    while True:
+        batches = stream.noack_take(max_, within=within)
+        events: list[Any] = []
+        try:
+            async for events in batches:
+                with in_flight.batch(events):
+                    await handle(events)
+                    for event in events:
+                        await stream.ack(event)
+                backoff = 1.0
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed on a batch of %d; nothing of it is acked, re-reading it",
+                          what, len(events))  # fmt: skip
+            await _reread_batch(consumer, events)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+        finally:
+            await batches.aclose()
+
+
+async def _reread_batch(consumer: Any, events: list[Any]) -> None:
+    first: dict[Any, int] = {}
+    for event in events:
+        tp, offset = event.message.tp, event.message.offset
+        first[tp] = min(offset, first.get(tp, offset))
+    for tp, offset in first.items():
+        if tp in consumer.assignment():
+            await consumer.seek(tp, offset)
+
+
+# --- Never commit past an unacked record (faust-streaming issue #606) -------------
+#
+# `Consumer._new_offset` in 0.15.3 skips its head-of-queue check when the committed
+# offset is 0 (`if committed_offset:`) and allows a gap of one record
+# (`min(acked) - committed_offset > 1`): with committed offset 100, offset 100 still
+# being scored and 101.. acked (two batches of one partition finishing out of order,
+# MOODPIPE_AGENT_CONCURRENCY > 1), it commits past 100, and a crash then loses it.
+# The guard below returns nothing to commit unless the acked run starts exactly at
+# the committed offset, and never commits past an offset an agent still holds.
+
+
+UPSTREAM_NEW_OFFSET = _FaustConsumer._new_offset  # kept for the test that shows the bug
+
+
+def guarded_new_offset(in_flight: InFlight) -> Any:
+    """`Consumer._new_offset` as 0.15.3 has it, with the head check fixed."""
+    from faust.utils.functional import consecutive_numbers
+
+    def _new_offset(self: Any, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        max_offset = max(acked)
+        gap_for_tp = self._gap[tp]
+        if gap_for_tp:  # offsets the broker will never deliver count as acked (as upstream)
+            candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+            if candidates:
+                filled = [o for entry in candidates for o in range(entry.begin, entry.end)]
+                acked.extend(filled)
+                gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
+        acked.sort()
+        committed = self._committed_offset.get(tp)
+        if committed is not None and acked[0] > committed:
+            return None  # the record at the committed offset is not acked yet
+        held = in_flight.lowest(tp.topic, tp.partition)
+        if committed is None and held is not None and held < acked[0]:
+            return None  # no committed offset known: at least never pass a held record
+        batch = next(consecutive_numbers(acked))
+        acked[: len(batch)] = []
+        self._acked_index[tp].difference_update(batch)
+        return batch[-1] + 1
+
+    return _new_offset
+
+
+def install_commit_guard(consumer_class: Any, in_flight: InFlight) -> None:
+    consumer_class._new_offset = guarded_new_offset(in_flight)

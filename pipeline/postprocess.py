@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,22 @@ class KafkaPosition:
     partition: int
     offset: int
     timestamp: datetime  # the record's Kafka timestamp (produce time)
+
+
+# A Kafka timestamp is whatever the producer set; outside this range (ClickHouse's
+# DateTime64 range, with margin) the time the worker read the record stands in.
+_KAFKA_TIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+
+
+def kafka_time(timestamp: float | None) -> datetime:
+    """A Kafka record's timestamp (seconds) as produced_at, or now if it is unusable."""
+    try:
+        at = datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None
+    except (OverflowError, OSError, ValueError, TypeError):
+        at = None
+    if at is None or not _KAFKA_TIME_RANGE[0] <= at < _KAFKA_TIME_RANGE[1]:
+        return datetime.now(UTC)
+    return at
 
 
 def summarise(probs: np.ndarray) -> dict[str, Any]:

@@ -6,6 +6,7 @@ value set once in the environment means the same thing everywhere.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     # tritonserver --model-config-name: "gpu" selects configs/gpu.pbtxt (native ORT).
     triton_model_config: str = ""
+    # A second model repository for the local tritonserver (your own models; the tests'
+    # fault-injecting model). Model names must differ from those in triton_models/.
+    triton_extra_model_repository: Path | None = None
     # Empty means the embedded engine at chdb://<data_dir>/clickhouse.
     clickhouse_url: str = ""
     clickhouse_database: str = "moodpipe"
@@ -91,9 +95,26 @@ class Settings(BaseSettings):
     notify_max_backoff: float = Field(default=30.0, gt=0)
     notify_timeout: float = Field(default=10.0, gt=0)
 
-    # Validation.
+    # Validation (README "Bad input").
     max_text_chars: int = Field(default=10_000, ge=1)
     max_record_bytes: int = Field(default=256 * 1024, ge=1)
+    # Accepted created_at window: [min_created_at, now + max_future_seconds]. Older
+    # times are nearly always a zero or epoch default of a broken producer; scored
+    # events are partitioned by day, so stray years would also scatter the table.
+    min_created_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_future_seconds: float = Field(default=86_400.0, ge=0)
+
+    # Poison records and dead letters.
+    # Tries of a failing batch (and of a record alone) before it is isolated; outages
+    # (a service that does not answer) are retried without limit instead.
+    poison_attempts: int = Field(default=3, ge=1, le=20)
+    # The worker's Kafka producer request limit, and the most a dead letter may take
+    # of it: larger records are dead-lettered with their bytes cut (truncated: true).
+    producer_max_request_size: int = Field(default=1_000_000, ge=16_384)
+    dead_letter_max_bytes: int = Field(default=900_000, ge=4096)
+    # Test tool, never for production: the scoring agents fail this many times after
+    # storing a batch and before acking it, to prove nothing is lost (tests).
+    fault_agent_crashes: int = Field(default=0, ge=0)
 
     @field_validator("kafka_url")
     @classmethod
@@ -113,6 +134,13 @@ class Settings(BaseSettings):
     def _backoff_order(self) -> Settings:
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
+        if self.dead_letter_max_bytes > self.producer_max_request_size - 8192:
+            raise ValueError(
+                "dead_letter_max_bytes must leave 8 KiB of producer_max_request_size "
+                "for the record's key, headers and framing"
+            )
+        if self.min_created_at.tzinfo is None:
+            raise ValueError("min_created_at needs a UTC offset, e.g. 2000-01-01T00:00:00Z")
         return self
 
     @cached_property

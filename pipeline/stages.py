@@ -2,6 +2,12 @@
 
 Kept free of Faust so it reads as the pipeline it is; `pipeline.app` feeds it
 batches of Kafka events and acks them only after `process` returns.
+
+Every record of a batch ends in exactly one of two places: ClickHouse
+(`scored_events`) or the dead-letter topic. Outages are waited out inside the
+clients; any other failure of a stage is isolated (`pipeline.isolation`): the
+records it is caused by are dead-lettered with a `poison_*` code and the stage's
+error, and the rest of the batch goes on. `process` raises only on cancellation.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.deadletter import DEAD_LETTER_COLUMNS, dead_letter, dead_letter_row
+from pipeline.deadletter import DEAD_LETTER_COLUMNS, dead_letter_row
+from pipeline.failures import describe, is_outage
+from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.triton_client import TritonEmotionClient
+from pipeline.isolation import isolate
 from pipeline.postprocess import KafkaPosition, scored_message, scored_row
 from pipeline.records import RecordValidator, Rejected
-from pipeline.records.models import InputRecord
+from pipeline.records.models import InputRecord, RejectCode
 from pipeline.sink.clickhouse import ClickHouseSink
 
 log = logging.getLogger("moodpipe.stages")
@@ -30,8 +39,10 @@ class RawRecord:
     position: KafkaPosition
 
 
-# Sends one dead letter (value, headers, original key) and returns once it is durable.
-DeadLetterSender = Callable[[bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+# A record bound for the dead-letter topic: why, original key and value, where from.
+Letter = tuple[Rejected, bytes | None, bytes | None, KafkaPosition]
+# Sends dead letters and returns once the broker has every one of them.
+DeadLetterSender = Callable[[Sequence[Letter]], Awaitable[None]]
 # Publishes a batch's scored_event messages and returns once the broker has them.
 ScoredPublisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
@@ -42,6 +53,15 @@ class BatchResult:
     rejected: int
 
 
+@dataclass(slots=True)
+class _Good:
+    record: InputRecord
+    raw: RawRecord
+
+
+_Row = tuple[list[Any], _Good]  # a scored_events row and the record it came from
+
+
 class ScoringStages:
     def __init__(
         self,
@@ -49,72 +69,207 @@ class ScoringStages:
         validator: RecordValidator,
         inference: TritonEmotionClient,
         sink: ClickHouseSink,
-        send_dead_letter: DeadLetterSender,
+        send_dead_letters: DeadLetterSender,
         publish_scored: ScoredPublisher | None = None,
+        *,
+        data_attempts: int = 3,
     ) -> None:
         self.source = source
         self.validator = validator
         self.inference = inference
         self.sink = sink
-        self.send_dead_letter = send_dead_letter
+        self.send_dead_letters = send_dead_letters
         self.publish_scored = publish_scored
+        self.data_attempts = data_attempts
 
     async def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """Returns only when every record is in ClickHouse or on the dead-letter topic."""
-        good: list[tuple[InputRecord, KafkaPosition]] = []
-        bad: list[tuple[Rejected, RawRecord]] = []
-        for raw in batch:  # preprocess: decode and validate
+        good: list[_Good] = []
+        letters: list[Letter] = []
+        for raw in batch:  # preprocess: decode and validate (never raises)
             outcome = self.validator.validate(self.source, raw.value)
             if isinstance(outcome, Rejected):
-                bad.append((outcome, raw))
+                letters.append(self._letter(outcome, raw))
             else:
-                good.append((outcome, raw.position))
+                good.append(_Good(outcome, raw))
+        scored = await self._score_and_store(good, letters) if good else 0
+        await self._dead_letter(letters)
+        return BatchResult(scored=scored, rejected=len(letters))
 
-        async def score_and_store() -> None:
-            if not good:
-                return
-            # Which events are already stored (a re-delivery) is looked up while the
-            # model runs: it only needs the records.
-            async with asyncio.TaskGroup() as group:
-                lookup = group.create_task(
-                    self.sink.already_stored(
-                        [(r.source, r.brand, r.created_at, r.id) for r, _ in good]
+    # --- the stages -------------------------------------------------------------
+
+    async def _score_and_store(self, good: list[_Good], letters: list[Letter]) -> int:
+        # Which events are already stored (a re-delivery) is looked up while the
+        # model runs: it only needs the records.
+        async with asyncio.TaskGroup() as group:
+            lookup = group.create_task(self._lookup(good))
+            model = group.create_task(self.inference.model_info())
+            scoring = group.create_task(self._infer(good, letters))
+        rows = self._rows(scoring.result(), model.result(), letters)
+        stored = await self._store(rows, lookup.result(), letters)
+        if self.publish_scored is not None and stored:
+            await self._publish(stored, letters)
+        return len(stored)
+
+    async def _lookup(self, good: list[_Good]) -> set[tuple[str, str]] | None:
+        """Already-stored events, or None when the lookup fails for a reason that is
+        not an outage: the store stage then looks up per part of the batch it isolates."""
+        keys = [(g.record.source, g.record.brand, g.record.created_at, g.record.id) for g in good]
+        try:
+            return await self.sink.already_stored(keys, self.data_attempts)
+        except Exception as exc:  # noqa: BLE001 - outages were waited out inside
+            log.warning("already-stored lookup failed for this batch: %s", describe(exc))
+            return None
+
+    async def _infer(
+        self, good: list[_Good], letters: list[Letter]
+    ) -> list[tuple[list[_Good], Predictions]]:
+        """Predictions per part of the batch; records Triton rejects alone -> letters."""
+        try:
+            texts = [g.record.score_text for g in good]
+            return [(good, await self.inference.score(texts))]
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.warning("inference of %d texts failed: %s; isolating", len(good), describe(exc))
+        found = await isolate(
+            good,
+            lambda part: self.inference.score([g.record.score_text for g in part], 1),
+            probe=self.inference.probe,
+            what=f"{self.source} inference",
+            log=log,
+            single_attempts=self.data_attempts,
+            initial_backoff=self.inference.initial_backoff,
+            max_backoff=self.inference.max_backoff,
+        )
+        for item, exc in found.poison:
+            letters.append(self._poison("poison_inference", item.raw, exc))
+        return found.done
+
+    def _rows(
+        self,
+        parts: list[tuple[list[_Good], Predictions]],
+        model: ModelInfo,
+        letters: list[Letter],
+    ) -> list[_Row]:
+        scored_at = datetime.now(UTC)
+        rows: list[_Row] = []
+        for part, predictions in parts:
+            for i, item in enumerate(part):
+                try:
+                    row = scored_row(
+                        item.record, predictions, i, item.raw.position, model, scored_at
                     )
-                )
-                model = group.create_task(self.inference.model_info())
-                scoring = group.create_task(
-                    self.inference.score([record.score_text for record, _ in good])
-                )
-            predictions = scoring.result()
-            scored_at = datetime.now(UTC)
-            rows = [
-                scored_row(record, predictions, i, position, model.result(), scored_at)
-                for i, (record, position) in enumerate(good)
-            ]
-            await self.sink.write(rows, lookup.result())
-            # After ClickHouse: a consumer of the scored topic (the alert detector) may
-            # look an event up; the batch is acked only after both.
-            if self.publish_scored is not None:
-                await self.publish_scored([scored_message(row) for row in rows])
+                except Exception as exc:  # noqa: BLE001 - this record's output is unusable
+                    letters.append(self._poison("poison_postprocess", item.raw, exc))
+                    continue
+                rows.append((row, item))
+        return rows
 
-        async def reject() -> None:
-            if not bad:
-                return
-            for rejected, raw in bad:
-                log.info(
-                    "dead-lettering %s[%d]@%d: %s",
-                    raw.position.topic, raw.position.partition, raw.position.offset,
-                    rejected.reason,
-                )  # fmt: skip
-                value, headers = dead_letter(rejected, raw.key, raw.value, raw.position)
-                await self.send_dead_letter(raw.key, value, headers)
-            # A queryable copy for dashboards and SQL; the topic keeps the bytes.
-            failed_at = datetime.now(UTC)
-            await self.sink.write_to(
-                "dead_letters",
-                DEAD_LETTER_COLUMNS,
-                [dead_letter_row(rejected, raw.position, failed_at) for rejected, raw in bad],
-            )
+    async def _store(
+        self, rows: list[_Row], stored: set[tuple[str, str]] | None, letters: list[Letter]
+    ) -> list[_Row]:
+        """Rows now in ClickHouse; rows ClickHouse rejects alone -> letters."""
+        if not rows:
+            return []
+        try:
+            await self.sink.write([row for row, _ in rows], stored, self.data_attempts)
+            return rows
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.warning("insert of %d rows failed: %s; isolating", len(rows), describe(exc))
 
-        await asyncio.gather(score_and_store(), reject())
-        return BatchResult(scored=len(good), rejected=len(bad))
+        async def write(part: list[_Row]) -> None:
+            await self.sink.write([row for row, _ in part], stored, 1)
+
+        found = await isolate(
+            rows,
+            write,
+            probe=self.sink.probe,
+            what=f"{self.source} storage",
+            log=log,
+            single_attempts=self.data_attempts,
+            initial_backoff=self.sink.settings.retry_initial_backoff,
+            max_backoff=self.sink.settings.retry_max_backoff,
+        )
+        for (_, item), exc in found.poison:
+            letters.append(self._poison("poison_storage", item.raw, exc))
+        return [row for part, _ in found.done for row in part]
+
+    async def _publish(self, rows: list[_Row], letters: list[Letter]) -> None:
+        """Scored events onto the scored topic (after ClickHouse: a consumer may look an
+        event up). A row that cannot be published is stored but would miss alerting:
+        it is dead-lettered too, with the reason."""
+        publish = self.publish_scored
+        assert publish is not None
+        messages: list[tuple[dict[str, Any], _Good]] = []
+        for row, item in rows:
+            try:
+                messages.append((scored_message(row), item))
+            except Exception as exc:  # noqa: BLE001 - this row's message is unusable
+                letters.append(self._poison("poison_publish", item.raw, exc))
+        try:
+            await publish([message for message, _ in messages])
+            return
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.warning("scored-topic produce failed: %s; isolating", describe(exc))
+
+        async def healthy() -> None:  # outages are classified; a producer has no probe
+            return None
+
+        found = await isolate(
+            messages,
+            lambda part: publish([message for message, _ in part]),
+            probe=healthy,
+            what=f"{self.source} scored-topic produce",
+            log=log,
+        )
+        for (_, item), exc in found.poison:
+            letters.append(self._poison("poison_publish", item.raw, exc))
+
+    async def _dead_letter(self, letters: list[Letter]) -> None:
+        if not letters:
+            return
+        for rejected, _, _, position in letters:
+            log.info("dead-lettering %s[%d]@%d: %s", position.topic, position.partition,
+                     position.offset, rejected.reason[:300])  # fmt: skip
+        await self.send_dead_letters(letters)
+        await self.copy_dead_letters(self.sink, letters)
+
+    @staticmethod
+    async def copy_dead_letters(sink: ClickHouseSink, letters: Sequence[Letter]) -> None:
+        """A queryable copy in `dead_letters` for dashboards and SQL; the topic keeps the
+        bytes. A row the table rejects alone is logged and left out: the topic has it."""
+        failed_at = datetime.now(UTC)
+        rows = [dead_letter_row(rejected, pos, failed_at) for rejected, _, _, pos in letters]
+        try:
+            await sink.write_to("dead_letters", DEAD_LETTER_COLUMNS, rows)
+            return
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+        found = await isolate(
+            rows,
+            lambda part: sink.write_to("dead_letters", DEAD_LETTER_COLUMNS, part, 1),
+            probe=sink.probe,
+            what="dead_letters copy",
+            log=log,
+        )
+        for row, exc in found.poison:
+            log.error("dead letter %s[%s]@%s not copied to ClickHouse: %s",
+                      row[0], row[1], row[2], describe(exc))  # fmt: skip
+
+    # --- letters ----------------------------------------------------------------
+
+    @staticmethod
+    def _letter(rejected: Rejected, raw: RawRecord) -> Letter:
+        return (rejected, raw.key, raw.value, raw.position)
+
+    def _poison(self, code: RejectCode, raw: RawRecord, exc: BaseException) -> Letter:
+        stage = code.removeprefix("poison_")
+        reason = (f"{stage} failed for this record alone, while the service worked for "
+                  f"other input: {describe(exc)}")  # fmt: skip
+        return self._letter(Rejected(code, reason), raw)

@@ -25,15 +25,16 @@ from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
 from pipeline.alerts.rules import load_rules
-from pipeline.deadletter import DEAD_LETTER_COLUMNS, dead_letter, dead_letter_row
-from pipeline.faust_fixes import InFlight
-from pipeline.postprocess import KafkaPosition
+from pipeline.failures import describe
+from pipeline.faust_fixes import InFlight, run_batches
+from pipeline.isolation import isolate
+from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import Rejected
 from pipeline.records.models import RejectCode
-from pipeline.retry import retry_forever
+from pipeline.retry import retry
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
-from pipeline.stages import DeadLetterSender, ScoredPublisher
+from pipeline.stages import DeadLetterSender, ScoredPublisher, ScoringStages
 
 log = logging.getLogger("moodpipe.alerts")
 
@@ -90,7 +91,9 @@ def install(
             ]
             await asyncio.gather(*pending)  # on the broker before the input is acked
 
-        await _retry(send_all, "scored-topic produce", settings)
+        # A message the broker refuses (not an outage) is raised after a few tries;
+        # the scoring stage then isolates it.
+        await _retry(send_all, "scored-topic produce", settings, settings.poison_attempts)
 
     async def publish_alert(alert: Alert) -> None:
         async def send() -> None:
@@ -100,21 +103,22 @@ def install(
 
     @app.agent(scored_topic, name="detect_alerts")
     async def detect_alerts(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.alert_batch_size, within=0.2):
-            with in_flight.batch(events):
-                await _detect_batch(stream, events)
+        await run_batches(stream, settings.alert_batch_size, 0.2, _detect_batch,
+                          what="alert detection", in_flight=in_flight,
+                          consumer=app.consumer)  # fmt: skip
 
-    async def _detect_batch(stream: faust.StreamT, events: list[Any]) -> None:
+    async def _detect_batch(events: list[Any]) -> None:
         staged = StagedState(state)
         duplicates = 0
         for event in events:
             message = event.message
             try:
                 scored = ScoredEvent.from_message(json.loads(message.value))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                await _reject(send_dead_letter, letters, message, f"not a scored event: {exc}")
+                detection = detector.process(staged, scored, message.offset, message.partition)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, not a scored event we can use
+                await _reject(send_dead_letter, letters, message,
+                              f"not a scored event: {describe(exc)}")  # fmt: skip
                 continue
-            detection = detector.process(staged, scored, message.offset, message.partition)
             duplicates += detection.duplicate
             for alert in detection.alerts:
                 alert = replace(alert, raised_at=time.time())
@@ -133,30 +137,42 @@ def install(
             else:
                 state.data[key] = value
                 state.send_changelog(partition, key, value)
+
+    alert_sink = ClickHouseSink(settings)
+
+    async def _store_batch(events: list[Any]) -> None:
+        alerts = []
         for event in events:
-            await stream.ack(event)
+            alert = await _parse_alert(event.message)
+            if alert is not None:
+                alerts.append((alert_row(alert), event.message))
+        rows = [row for row, _ in alerts]
+        try:
+            await alert_sink.write_to("alerts", ALERT_COLUMNS, rows, settings.poison_attempts)
+        except Exception as exc:  # noqa: BLE001 - outages were waited out inside
+            log.warning("alerts insert failed: %s; isolating", describe(exc))
+            found = await isolate(
+                alerts,
+                lambda part: alert_sink.write_to("alerts", ALERT_COLUMNS, [r for r, _ in part], 1),
+                probe=alert_sink.probe,
+                what="alerts storage",
+                log=log,
+            )
+            for (_, message), error in found.poison:
+                why = f"alert not storable: {describe(error)}"
+                await _reject(send_dead_letter, letters, message, why, "poison_storage")
 
     @app.agent(alerts_topic, name="store_alerts")
     async def store_alerts(stream: faust.StreamT) -> None:
-        sink = ClickHouseSink(settings)
-        async for events in stream.noack_take(256, within=0.5):
-            with in_flight.batch(events):
-                alerts = []
-                for event in events:
-                    alert = await _parse_alert(event.message)
-                    if alert is not None:
-                        alerts.append(alert)
-                await sink.write_to("alerts", ALERT_COLUMNS, [alert_row(a) for a in alerts])
-                for event in events:
-                    await stream.ack(event)
+        await run_batches(stream, 256, 0.5, _store_batch, what="alert storage",
+                          in_flight=in_flight, consumer=app.consumer)  # fmt: skip
 
     async def _parse_alert(message: Any) -> Alert | None:
         try:
             return Alert.from_message(json.loads(message.value))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            await _reject(
-                send_dead_letter, letters, message, f"not an alert: {exc}", "not_an_alert"
-            )
+        except Exception as exc:  # noqa: BLE001 - whatever it is, not an alert we can use
+            await _reject(send_dead_letter, letters, message,
+                          f"not an alert: {describe(exc)}", "not_an_alert")  # fmt: skip
             return None
 
     channels = _channels(settings)
@@ -168,9 +184,14 @@ def install(
             async for event in stream.events():
                 try:
                     alert = Alert.from_message(json.loads(event.message.value))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue  # store_alerts dead-letters it
-                await _notify(sink, channels, alert, settings)
+                except Exception:  # noqa: BLE001 - store_alerts dead-letters it
+                    continue
+                try:  # an exception must not leave the agent (see faust_fixes.run_batches)
+                    await _retry(lambda alert=alert: _notify(sink, channels, alert, settings),
+                                 f"notifying alert {alert.alert_id}", settings,
+                                 settings.poison_attempts)  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - the alert itself is stored
+                    log.error("alert %s not notified: %s", alert.alert_id, describe(exc))
 
     return publish_scored
 
@@ -219,32 +240,33 @@ async def _notify(
 
 
 async def _reject(
-    send_dead_letter: DeadLetterSender,
+    send_dead_letters: DeadLetterSender,
     letters: ClickHouseSink,
     message: Any,
     reason: str,
     code: RejectCode = "not_a_scored_event",
 ) -> None:
     log.warning("dead-lettering %s[%d]@%d: %s",
-                message.topic, message.partition, message.offset, reason)  # fmt: skip
+                message.topic, message.partition, message.offset, reason[:300])  # fmt: skip
     position = KafkaPosition(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        timestamp=datetime.fromtimestamp(message.timestamp, UTC),
+        timestamp=kafka_time(message.timestamp),
     )
-    rejected = Rejected(code, reason[:1000])
-    value, headers = dead_letter(rejected, message.key, message.value, position)
-    await send_dead_letter(message.key, value, headers)
-    row = dead_letter_row(rejected, position, datetime.now(UTC))
-    await letters.write_to("dead_letters", DEAD_LETTER_COLUMNS, [row])
+    letter = (Rejected(code, reason), message.key, message.value, position)
+    await send_dead_letters([letter])
+    await ScoringStages.copy_dead_letters(letters, [letter])
 
 
-async def _retry(action: Any, what: str, settings: Settings) -> None:
-    await retry_forever(
+async def _retry(
+    action: Any, what: str, settings: Settings, data_attempts: int | None = None
+) -> None:
+    await retry(
         action,
         what=what,
         log=log,
         initial_backoff=settings.retry_initial_backoff,
         max_backoff=settings.retry_max_backoff,
+        data_attempts=data_attempts,
     )

@@ -11,12 +11,13 @@ from tritonclient.utils import InferenceServerException
 
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
-from pipeline.retry import retry_forever
+from pipeline.retry import retry, retry_forever
 
 log = logging.getLogger("moodpipe.inference")
 
 INPUT = "TEXT"
 OUTPUTS = ("PROBABILITIES", "LABELS", "EKMAN", "SENTIMENT")
+PROBE_TEXT = "Thanks, that works for me."
 
 
 class TritonEmotionClient:
@@ -29,6 +30,7 @@ class TritonEmotionClient:
         initial_backoff: float = 0.2,
         max_backoff: float = 10.0,
         threshold_override: float | None = None,
+        data_attempts: int = 3,
     ) -> None:
         self.url = url
         self.threshold_override = threshold_override
@@ -36,6 +38,7 @@ class TritonEmotionClient:
         self.timeout = timeout
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        self.data_attempts = data_attempts
         self._client: grpcclient.InferenceServerClient | None = None
         self._max_batch = 0
         self._info: ModelInfo | None = None
@@ -80,26 +83,37 @@ class TritonEmotionClient:
             version=params.get("moodpipe_model_version", {}).get("string_value", "unknown"),
         )
 
-    async def score(self, texts: list[str]) -> Predictions:
-        """Probabilities, labels, Ekman and sentiment groups; retries until Triton answers."""
+    async def score(self, texts: list[str], data_attempts: int | None = None) -> Predictions:
+        """Probabilities, labels, Ekman and sentiment groups.
+
+        Waits out Triton outages; any other failure (Triton rejecting this input, a
+        text the client cannot encode) is raised after `data_attempts` tries (default:
+        the client's), for the caller to isolate the texts that cause it.
+        """
         await self.model_info()
+        attempts = self.data_attempts if data_attempts is None else data_attempts
         parts = []
         for start in range(0, len(texts), self._max_batch):
             chunk = texts[start : start + self._max_batch]
             parts.append(
-                await retry_forever(
+                await retry(
                     lambda chunk=chunk: self._infer(chunk),
                     what=f"Triton inference ({len(chunk)} texts) at {self.url}",
                     log=log,
                     initial_backoff=self.initial_backoff,
                     max_backoff=self.max_backoff,
                     on_failure=self._reset,
+                    data_attempts=attempts,
                 )
             )
         result = Predictions.concat(parts)
         if self.threshold_override is not None:
             result = result.with_threshold(self.threshold_override, LABELS)
         return result
+
+    async def probe(self) -> None:
+        """Score a known-good text once: does the model work for anything right now?"""
+        await self.score([PROBE_TEXT], data_attempts=1)
 
     async def _infer(self, texts: list[str]) -> Predictions:
         data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)

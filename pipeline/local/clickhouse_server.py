@@ -19,6 +19,8 @@ import tempfile
 import threading
 import uuid
 import zlib
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -98,7 +100,11 @@ class Handler(BaseHTTPRequestHandler):
         elif encoding not in ("", "identity"):
             self._error(415, f"Content-Encoding {encoding} is not supported here; use gzip or none")
             return
-        self._execute(body)
+        form: dict[str, str] = {}
+        if self.headers.get_content_type() == "multipart/form-data":
+            # clickhouse-connect sends query parameters over 4 KiB as form fields.
+            form, body = _form_fields(self.headers.get("Content-Type", ""), body)
+        self._execute(body, form)
 
     def _read_chunked(self) -> bytes:
         chunks = []
@@ -110,9 +116,9 @@ class Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()
 
-    def _execute(self, body: bytes) -> None:
+    def _execute(self, body: bytes, form: dict[str, str] | None = None) -> None:
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = {**dict(parse_qsl(url.query, keep_blank_values=True)), **(form or {})}
         query = params.get("query", "").encode()
         text = query + (b"\n" + body if query and body else body)
         database = params.get("database") or self.headers.get("X-ClickHouse-Database")
@@ -175,6 +181,23 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _form_fields(content_type: str, body: bytes) -> tuple[dict[str, str], bytes]:
+    """Fields of a multipart/form-data body (query, param_*), and what is left as data."""
+    message = BytesParser(policy=default_policy).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    data = b""
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name and not part.get_filename():
+            fields[str(name)] = payload.decode("utf-8")
+        else:
+            data += payload
+    return fields, data
 
 
 class Server(ThreadingHTTPServer):

@@ -304,6 +304,8 @@ class LocalRuntime:
         ]  # fmt: skip
         if s.triton_model_config:
             cmd.append(f"--model-config-name={s.triton_model_config}")
+        if s.triton_extra_model_repository:
+            cmd.append(f"--model-repository={s.triton_extra_model_repository.resolve()}")
         proc, popen = processes.spawn(
             "triton",
             cmd,

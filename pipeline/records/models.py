@@ -15,6 +15,14 @@ RejectCode = Literal[
     "text_too_long",
     "record_too_large",
     "bad_timestamp",
+    "too_deep",  # JSON nested deeper than the validator's limit
+    "invalid_text",  # an identifier with control characters or lone surrogates
+    "validation_failed",  # the validator itself failed on the record (a bug, isolated)
+    # Valid records that a later stage failed on, alone, while it worked for others:
+    "poison_inference",  # Triton (or the client) rejects this text
+    "poison_postprocess",  # the model's output for it could not be made into a row
+    "poison_storage",  # ClickHouse rejects this row
+    "poison_publish",  # stored, but the scored-topic message could not be produced
     "not_a_scored_event",  # on the scored topic: not written by a moodpipe worker
     "not_an_alert",  # on the alerts topic: not written by a moodpipe worker
 ]

@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from pipeline.failures import ServiceUnavailableError
 from pipeline.postprocess import COLUMNS
 from pipeline.resources import schemas_dir
-from pipeline.retry import retry_forever
+from pipeline.retry import retry
 from pipeline.settings import Settings
 
 log = logging.getLogger("moodpipe.sink")
@@ -58,14 +59,33 @@ def local_endpoint(url: str) -> str | None:
     return str(info["url"])
 
 
-def connect(settings: Settings, database: str | None = None) -> Client:
+def connect(
+    settings: Settings, database: str | None = None, *, embedded_fallback: bool = True
+) -> Client:
+    """A client for the configured ClickHouse.
+
+    `embedded_fallback`: for `chdb://PATH` with no live local front, open the engine
+    in this process (the CLI after `moodpipe local down`). A worker passes False: a
+    front that is down is an outage to wait out (`ServiceUnavailableError`), and a worker
+    that opened the directory itself would lock the restarted front out of it.
+    """
     url = settings.resolved_clickhouse_url
     password = settings.clickhouse_password.get_secret_value()
+    # No session id: the sink runs the already-stored lookup and inserts from several
+    # threads at once, and ClickHouse serialises the queries of one session.
+    sessionless = {"autogenerate_session_id": False}
     served = local_endpoint(url)
     if served is not None:
         # The local front speaks uncompressed HTTP only.
-        return clickhouse_connect.get_client(dsn=served, database=database, compress=False)
+        return clickhouse_connect.get_client(
+            dsn=served, database=database, compress=False, **sessionless
+        )
     if url.startswith("chdb://"):
+        if not embedded_fallback and url != "chdb://memory":
+            raise ServiceUnavailableError(
+                f"the local ClickHouse front for {url} is not running "
+                "(moodpipe local up clickhouse)"
+            )
         return clickhouse_connect.get_client(dsn=url, database=database)
     parts = urlsplit(url)
     return clickhouse_connect.get_client(
@@ -75,6 +95,7 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         username=parts.username or settings.clickhouse_user,
         password=parts.password or password,
         database=database,
+        **sessionless,
     )
 
 
@@ -146,21 +167,27 @@ def _statements(sql: str) -> list[str]:
 
 
 class ClickHouseSink:
-    """Writes batches of scored rows; retries until ClickHouse has them."""
+    """Writes batches of scored rows: waits out outages, raises what the data causes.
 
-    def __init__(self, settings: Settings) -> None:
+    `embedded_fallback`: see `connect`; False (a worker) never opens the engine itself.
+    """
+
+    def __init__(self, settings: Settings, *, embedded_fallback: bool = False) -> None:
         self.settings = settings
         self.database = settings.clickhouse_database
+        self.embedded_fallback = embedded_fallback
         self._client: Client | None = None
 
     def _connection(self) -> Client:
         if self._client is None:
-            self._client = connect(self.settings, self.database)
+            self._client = connect(
+                self.settings, self.database, embedded_fallback=self.embedded_fallback
+            )
         return self._client
 
     def migrate(self) -> list[str]:
         # Without a default database: it may not exist yet.
-        client = connect(self.settings, None)
+        client = connect(self.settings, None, embedded_fallback=self.embedded_fallback)
         try:
             applied = apply_migrations(client, self.database)
             apply_text_ttl(client, self.database, self.settings.raw_text_ttl_days)
@@ -183,7 +210,10 @@ class ClickHouseSink:
             await asyncio.to_thread(client.close)
 
     async def write(
-        self, rows: Sequence[Sequence[Any]], stored: set[tuple[str, str]] | None = None
+        self,
+        rows: Sequence[Sequence[Any]],
+        stored: set[tuple[str, str]] | None = None,
+        data_attempts: int | None = 3,
     ) -> None:
         """Scored events, in `COLUMNS` order, flagged for the rollups (see below).
 
@@ -194,7 +224,7 @@ class ClickHouseSink:
             return
         if stored is None:
             stored = await self.already_stored(
-                [(r[_SOURCE], r[_BRAND], r[_CREATED], r[_EVENT]) for r in rows]
+                [(r[_SOURCE], r[_BRAND], r[_CREATED], r[_EVENT]) for r in rows], data_attempts
             )
         seen = set(stored)
         flagged = []
@@ -202,10 +232,10 @@ class ClickHouseSink:
             key = (row[_SOURCE], row[_EVENT])
             flagged.append([*row, 0 if key in seen else 1])
             seen.add(key)  # the same event twice in one batch counts once
-        await self.write_to(EVENTS_TABLE, (*COLUMNS, "first_write"), flagged)
+        await self.write_to(EVENTS_TABLE, (*COLUMNS, "first_write"), flagged, data_attempts)
 
     async def already_stored(
-        self, events: Sequence[tuple[str, str, datetime, str]]
+        self, events: Sequence[tuple[str, str, datetime, str]], data_attempts: int | None = 3
     ) -> set[tuple[str, str]]:
         """(source, event_id) of the given (source, brand, created_at, event_id) stored.
 
@@ -215,13 +245,10 @@ class ClickHouseSink:
         """
         if not events:
             return set()
-        return await retry_forever(
+        return await self._retry(
             lambda: asyncio.to_thread(self._stored, events),
-            what="ClickHouse lookup of already-stored events",
-            log=log,
-            initial_backoff=self.settings.retry_initial_backoff,
-            max_backoff=self.settings.retry_max_backoff,
-            on_failure=self._reset,
+            "ClickHouse lookup of already-stored events",
+            data_attempts,
         )
 
     def _stored(self, events: Sequence[tuple[str, str, datetime, str]]) -> set[tuple[str, str]]:
@@ -245,19 +272,39 @@ class ClickHouseSink:
         return {(source, event_id) for source, event_id in rows}
 
     async def write_to(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        data_attempts: int | None = 3,
     ) -> None:
+        """Insert `rows`; outages are waited out, other failures raised after
+        `data_attempts` tries (None: retried forever) for the caller to isolate."""
         if not rows:
             return
         # clickhouse-connect is synchronous (and chDB has no async client): a thread
         # keeps the event loop free for Kafka heartbeats while the insert runs.
-        await retry_forever(
+        await self._retry(
             lambda: asyncio.to_thread(self.insert_once, table, columns, rows),
-            what=f"ClickHouse insert of {len(rows)} rows into {table}",
+            f"ClickHouse insert of {len(rows)} rows into {table}",
+            data_attempts,
+        )
+
+    async def probe(self) -> None:
+        """A known-good round trip: the server answers and the events table is there."""
+        await asyncio.to_thread(
+            self.query, f"SELECT count() FROM {self.database}.{EVENTS_TABLE} WHERE 0"
+        )
+
+    async def _retry(self, action: Any, what: str, data_attempts: int | None) -> Any:
+        return await retry(
+            action,
+            what=what,
             log=log,
             initial_backoff=self.settings.retry_initial_backoff,
             max_backoff=self.settings.retry_max_backoff,
             on_failure=self._reset,
+            data_attempts=data_attempts,
         )
 
     def close(self) -> None:
