@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -27,29 +28,44 @@ class RecordingInference:
     async def model_info(self) -> ModelInfo:
         return ModelInfo("emotion", "test-1")
 
-    async def score(self, texts: list[str]) -> Predictions:
+    initial_backoff = max_backoff = 0.01
+
+    async def score(self, texts: list[str], data_attempts: int | None = None) -> Predictions:
         self.calls.append(texts)
+        if any("POISON" in t for t in texts):
+            raise ValueError("the model cannot take this text")
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         out[:, LABELS.index("anger")] = [len(t) % 10 / 10 for t in texts]
         n = len(texts)
         return Predictions(out, [["anger"]] * n, ["anger"] * n, ["negative"] * n)
 
+    async def probe(self) -> None:
+        return None
+
 
 class RecordingSink:
-    def __init__(self) -> None:
+    settings = SimpleNamespace(retry_initial_backoff=0.01, retry_max_backoff=0.01)
+
+    def __init__(self, refuse: str = "") -> None:
         self.batches: list[list[list]] = []
         self.lookups: list[list[tuple]] = []
         self.tables: dict[str, list[list]] = {}
+        self.refuse = refuse  # an event id this "table" rejects
 
-    async def already_stored(self, events: list[tuple]) -> set[tuple[str, str]]:
+    async def already_stored(self, events: list[tuple], data_attempts=None) -> set:
         self.lookups.append(events)
         return set()
 
-    async def write(self, rows: list[list], stored: set | None = None) -> None:
+    async def write(self, rows: list[list], stored: set | None = None, data_attempts=None) -> None:
+        if self.refuse and any(r[0] == self.refuse for r in rows):
+            raise ValueError("Cannot parse input")
         self.batches.append(rows)
 
-    async def write_to(self, table: str, columns: tuple, rows: list[list]) -> None:
+    async def write_to(self, table: str, columns: tuple, rows: list[list], attempts=None) -> None:
         self.tables.setdefault(table, []).extend(rows)
+
+    async def probe(self) -> None:
+        return None
 
 
 def _raw(records, topic="posts"):
@@ -65,8 +81,8 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
     mixed = good[:5] + bad + good[5:]
     inference, sink, letters = RecordingInference(), RecordingSink(), []
 
-    async def send(key, value, headers) -> None:
-        letters.append((key, value, dict(headers)))
+    async def send(batch) -> None:
+        letters.extend(batch)
 
     stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
     result = asyncio.run(stages.process(_raw(mixed)))
@@ -86,19 +102,41 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
         4,
         *range(5 + len(bad), 10 + len(bad)),
     ]
-    assert [k for k, _, _ in letters] == [b.key for b in bad]
-    assert all(h["moodpipe.error"] for _, _, h in letters)
+    assert [key for _, key, _, _ in letters] == [b.key for b in bad]
+    assert all(rejected.code == b.expect for (rejected, *_), b in zip(letters, bad, strict=True))
 
 
 def test_all_bad_batch_never_calls_the_model() -> None:
     inference, sink = RecordingInference(), RecordingSink()
 
-    async def send(key, value, headers) -> None:
+    async def send(batch) -> None:
         pass
 
     stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
     asyncio.run(stages.process(_raw(bad_records("post"))))
     assert inference.calls == [] and sink.batches == []
+
+
+def test_records_the_model_or_the_table_rejects_alone_are_dead_lettered_the_rest_stored() -> None:
+    posts = sample_posts(40, run_id="iso")
+    poisoned = posts[3].value.replace(b'"text": "', b'"text": "POISON ', 1)
+    batch = [*posts[:3], type(posts[3])(posts[3].key, poisoned, "poison"), *posts[4:]]
+    refused = posts[17].event_id
+    inference, sink, letters = RecordingInference(), RecordingSink(refuse=refused), []
+
+    async def send(batch) -> None:
+        letters.extend(batch)
+
+    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send,
+                           data_attempts=1)  # fmt: skip
+    result = asyncio.run(stages.process(_raw(batch)))
+    assert (result.scored, result.rejected) == (38, 2)
+    stored = {row[0] for rows in sink.batches for row in rows}
+    assert stored == {p.event_id for p in posts} - {posts[3].event_id, refused}
+    codes = {rejected.code: position.offset for rejected, _, _, position in letters}
+    assert codes == {"poison_inference": 3, "poison_storage": 17}
+    assert "the model cannot take this text" in letters[0][0].reason
+    assert len(sink.tables["dead_letters"]) == 2
 
 
 def test_triton_client_splits_batches_over_the_model_max(monkeypatch) -> None:
