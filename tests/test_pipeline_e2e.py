@@ -94,3 +94,36 @@ def test_every_event_lands_once_with_model_scores_and_bad_records_are_dead_lette
         assert base64.b64decode(letter["key_b64"]) == record.key
         expected_topic = s.posts_topic if record in bad_posts else s.tickets_topic
         assert letter["source_topic"] == expected_topic
+
+
+@pytest.mark.parametrize("batch_size", [1, 128, 4096])
+def test_every_batch_size_the_settings_allow_lands_with_the_longest_ids(
+    namespace: Namespace, batch_size: int
+) -> None:
+    """The already-stored lookup of a full batch of 128-character ids sends over 4 KiB
+    of query parameters, which clickhouse-connect sends as a multipart form."""
+    s = namespace.settings
+    count = {1: 40, 128: 300, 4096: 4096}[batch_size]
+    posts = []
+    for record in sample_posts(count, run_id="ids", seed=batch_size):
+        doc = json.loads(record.value)
+        doc["id"] = (doc["id"] + "-" + "x" * 128)[:128]
+        posts.append(type(record)(record.key, json.dumps(doc).encode(), "scored", doc["id"]))
+    asyncio.run(produce(s.kafka_bootstrap, s.posts_topic, posts))
+    namespace.env.update({
+        "MOODPIPE_BATCH_SIZE": str(batch_size),
+        "MOODPIPE_BATCH_TIMEOUT": "2",
+        "MOODPIPE_MODEL_NAME": "emotion_null",  # the lookup and insert are the subject here
+        "MOODPIPE_ALERTS_ENABLED": "false",
+    })  # fmt: skip
+    worker = spawn_worker(namespace)
+    wait_until(lambda: namespace.landed() >= len(posts), 240, f"batches of {batch_size} landing")
+    namespace.wait_caught_up(60)
+    assert worker.poll() is None
+    stop_worker(worker)
+    ids = [r[0] for r in namespace.query("SELECT event_id FROM scored_events_dedup")]
+    assert sorted(ids) == sorted(p.event_id for p in posts)
+    assert namespace.dead_letters() == []
+    # Whole batches went through: isolation would also get them in, in smaller parts.
+    log = (namespace.log_dir / "worker-0.log").read_text()
+    assert "lookup failed" not in log and "isolating" not in log

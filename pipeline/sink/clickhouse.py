@@ -14,7 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -291,10 +291,11 @@ class ClickHouseSink:
         )
 
     async def probe(self) -> None:
-        """A known-good round trip: the server answers and the events table is there."""
-        await asyncio.to_thread(
-            self.query, f"SELECT count() FROM {self.database}.{EVENTS_TABLE} WHERE 0"
-        )
+        """A known-good round trip through the same lookup the writes make: the server
+        answers, the events table is there and takes the query (isolation's proof that
+        a failing row is the row's fault, not the table's)."""
+        probe_key = ("post", "moodpipe-probe", datetime(2020, 1, 1, tzinfo=UTC), "probe")
+        await asyncio.to_thread(self._stored, [probe_key])
 
     async def _retry(self, action: Any, what: str, data_attempts: int | None) -> Any:
         return await retry(
