@@ -35,7 +35,7 @@ from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.logs import summarise_repeats
 from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import RecordValidator
-from pipeline.retry import retry, retry_forever
+from pipeline.retry import retry
 from pipeline.settings import Settings, load_settings
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.stages import Letter, RawRecord, ScoringStages
@@ -150,7 +150,7 @@ async def _build_stages(source: str) -> ScoringStages:
     sink = ClickHouseSink(settings)
     async with _migrated:
         if not _migration_done:
-            await retry_forever(
+            await retry(
                 lambda: asyncio.to_thread(sink.migrate),
                 what="ClickHouse migrations",
                 log=log,

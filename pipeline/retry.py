@@ -79,19 +79,3 @@ async def retry(
         if attempt > 1:
             log.info("%s succeeded after %d attempts", what, attempt)
         return result
-
-
-async def retry_forever(
-    action: Callable[[], Awaitable[T]],
-    *,
-    what: str,
-    log: logging.Logger,
-    initial_backoff: float,
-    max_backoff: float,
-    on_failure: Callable[[BaseException], Awaitable[None]] | None = None,
-) -> T:
-    """Every failure retried until success: for work no record can be blamed for."""
-    return await retry(
-        action, what=what, log=log, initial_backoff=initial_backoff,
-        max_backoff=max_backoff, on_failure=on_failure,
-    )  # fmt: skip

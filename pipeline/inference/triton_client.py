@@ -11,7 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
-from pipeline.retry import retry, retry_forever
+from pipeline.retry import retry
 
 log = logging.getLogger("moodpipe.inference")
 
@@ -63,7 +63,7 @@ class TritonEmotionClient:
     async def model_info(self) -> ModelInfo:
         """Name, version label and threshold, from the ensemble's config parameters."""
         if self._info is None:
-            self._info = await retry_forever(
+            self._info = await retry(
                 self._fetch_info,
                 what=f"reading Triton model config of {self.model_name!r} at {self.url}",
                 log=log,
