@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,8 +37,9 @@ from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import RecordValidator
 from pipeline.retry import retry
 from pipeline.settings import Settings, load_settings
+from pipeline.sink.buffer import StorageBuffer
 from pipeline.sink.clickhouse import ClickHouseSink
-from pipeline.stages import Letter, RawRecord, ScoringStages
+from pipeline.stages import Letter, RawRecord, RowWriter, ScoringStages
 
 log = logging.getLogger("moodpipe.worker")
 
@@ -145,9 +146,26 @@ publish_scored = (
 )
 
 
+# One sink stage for the whole worker: the rows of every agent's batches meet in one
+# buffer and reach ClickHouse in one insert per flush (pipeline/sink/buffer.py).
+_sink = ClickHouseSink(settings)
+_writer = RowWriter(_sink, _send_dead_letters, publish_scored,
+                    data_attempts=settings.poison_attempts)  # fmt: skip
+_buffer: StorageBuffer[Any] | None = None
+
+
+def _storage_buffer() -> StorageBuffer[Any]:
+    global _buffer
+    if _buffer is None:  # inside the running loop
+        _buffer = StorageBuffer(
+            _writer.write, max_rows=settings.sink_max_rows, interval=settings.sink_flush_interval
+        )
+    return _buffer
+
+
 async def _build_stages(source: str) -> ScoringStages:
     global _migration_done
-    sink = ClickHouseSink(settings)
+    sink = _sink
     async with _migrated:
         if not _migration_done:
             await retry(
@@ -176,9 +194,8 @@ async def _build_stages(source: str) -> ScoringStages:
             max_future=timedelta(seconds=settings.max_future_seconds),
         ),
         inference,
-        sink,
-        _send_dead_letters,
-        publish_scored,
+        _writer,
+        _storage_buffer(),
         data_attempts=settings.poison_attempts,
     )
 
@@ -207,14 +224,18 @@ _crashes_left = settings.fault_agent_crashes
 async def _score_stream(source: str, stream: faust.StreamT) -> None:
     stages = await _build_stages(source)
 
-    async def score(events: list[Any]) -> None:
-        global _crashes_left
-        result = await stages.process([_raw_record(e) for e in events])
-        if _crashes_left > 0 and result.scored:
-            # The worst place to fail: stored, not yet acked.
-            _crashes_left -= 1
-            raise InjectedCrashError(f"injected crash after storing {result.scored} events")
-        log.debug("%s batch: %d scored, %d dead-lettered", source, result.scored, result.rejected)
+    async def score(events: list[Any]) -> Awaitable[None]:
+        result = await stages.prepare([_raw_record(e) for e in events])
+
+        async def stored() -> None:
+            global _crashes_left
+            await result.stored
+            if _crashes_left > 0 and result.scored:
+                # The worst place to fail: stored, not yet acked.
+                _crashes_left -= 1
+                raise InjectedCrashError(f"injected crash after storing {result.scored} events")
+
+        return stored()
 
     await run_batches(
         stream,
@@ -224,6 +245,9 @@ async def _score_stream(source: str, stream: faust.StreamT) -> None:
         what=f"scoring {source}s",
         in_flight=in_flight,
         consumer=app.consumer,
+        # Enough batches waiting for storage to fill a flush, so the agent keeps
+        # scoring while the previous rows are written.
+        max_pending=max(2, min(256, settings.sink_max_rows // settings.batch_size)),
     )
 
 

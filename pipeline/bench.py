@@ -112,11 +112,7 @@ def _burst_rate(settings: Settings, topic: str, tag: str, events: int, console: 
     return events / max((last - first).total_seconds(), 1e-3)
 
 
-def run_bench(
-    base: Settings, events: int, batch_size: int | None, json_out: str | None, console: Console
-) -> dict[str, Any]:
-    tag = f"bench{int(time.time())}"
-    batch = batch_size or base.batch_size
+def _bench_settings(base: Settings, tag: str, batch: int, **extra: Any) -> tuple[Settings, dict]:
     overrides = {
         "posts_topic": f"{tag}-posts",
         "tickets_topic": f"{tag}-tickets",
@@ -126,9 +122,18 @@ def run_bench(
         "app_id": f"moodpipe-{tag}",
         "clickhouse_database": "moodpipe_bench",
         "batch_size": batch,
+        **extra,
     }
-    settings = base.model_copy(update=overrides)
     env = {f"MOODPIPE_{k.upper()}": str(v) for k, v in overrides.items()}
+    return base.model_copy(update=overrides), env
+
+
+def run_bench(
+    base: Settings, events: int, batch_size: int | None, json_out: str | None, console: Console
+) -> dict[str, Any]:
+    tag = f"bench{int(time.time())}"
+    batch = batch_size or base.batch_size
+    settings, env = _bench_settings(base, tag, batch)
     runtime = LocalRuntime(settings)
     console.rule(f"[bold]moodpipe bench: {events} events, batch {batch}")
     runtime.up()
@@ -189,6 +194,147 @@ def run_bench(
         "latency_p99_ms": float(p99),
     }
     table = Table("measure", "value", title="moodpipe bench (same run, same machine)")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# --- the pipeline's own ceiling, with a near-free model ------------------------------
+
+PROCESSES = ("worker", "kafka", "triton", "clickhouse")
+
+
+def _cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU seconds of each named group of processes and their children."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                proc = psutil.Process(pid)
+                for p in [proc, *proc.children(recursive=True)]:
+                    times = p.cpu_times()
+                    total += times.user + times.system
+            except psutil.Error:
+                continue
+        out[name] = total
+    return out
+
+
+def _service_pids(runtime: LocalRuntime) -> dict[str, list[int]]:
+    return {s.name: [s.pid] for s in runtime.status() if s.pid is not None}
+
+
+def _ceiling(
+    runtime: LocalRuntime,
+    settings: Settings,
+    env: dict[str, str],
+    tag: str,
+    events: int,
+    console: Console,
+    workers: int = 1,
+) -> tuple[float, dict[str, float], list[Any]]:
+    """Burst rate through `workers` workers, and CPU seconds per 1,000 events of each
+    process (worker(s), broker, tritonserver with its model stubs, ClickHouse front)."""
+    asyncio.run(ensure_topics(settings))
+    procs = [start_worker(runtime.log_path(f"worker-{tag}-{i}"), env) for i in range(workers)]
+    try:
+        with Progress(console=console) as progress:
+            warm = sample_posts(settings.batch_size * 4, run_id=f"{tag}-warm", seed=100)
+            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, warm))
+            _wait_rows(settings, f"{tag}-warm", len(warm), progress, f"warm-up ({tag})")
+        pids = {**_service_pids(runtime), "worker": [p.pid for p in procs]}
+        before = _cpu_seconds(pids)
+        with Progress(console=console) as progress:
+            burst = sample_posts(events, run_id=f"{tag}-burst", seed=101)
+            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, burst))
+            _wait_rows(settings, f"{tag}-burst", len(burst), progress, f"burst ({tag})")
+        after = _cpu_seconds(pids)
+        client = connect(settings, settings.clickhouse_database)
+        try:
+            first, last = client.query(
+                "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
+                "WHERE startsWith(event_id, {p:String})",
+                parameters={"p": f"{tag}-burst"},
+            ).result_rows[0]
+        finally:
+            client.close()
+        rate = events / max((last - first).total_seconds(), 1e-3)
+        cpu = {name: round((after[name] - before[name]) * 1000 / events, 3) for name in after}
+        return rate, cpu, procs
+    except BaseException:
+        for proc in procs:
+            stop_worker(proc)
+        raise
+
+
+def run_null_bench(
+    base: Settings, events: int, batch_size: int | None, json_out: str | None, console: Console
+) -> dict[str, Any]:
+    """The pipeline's own ceiling: the same bench with `emotion_null` (constant scores)."""
+    stamp = int(time.time())
+    batch = batch_size or base.batch_size
+    runtime = LocalRuntime(base)
+    console.rule(f"[bold]moodpipe bench --null-model: {events} events, batch {batch}")
+    runtime.up()
+    result: dict[str, Any] = {"events": events, "batch_size": batch, "model": "emotion_null"}
+
+    settings, env = _bench_settings(base, f"null{stamp}", batch, model_name="emotion_null")
+    ClickHouseSink(settings).migrate()
+    texts = [json.loads(r.value)["text"] for r in sample_posts(events, run_id="t", seed=101)]
+    console.print("null model only, through Triton (gRPC) ...")
+    result["null_model_triton_only_per_s"] = round(
+        asyncio.run(_model_only_triton(settings, texts, batch)), 1
+    )
+
+    rate, cpu, procs = _ceiling(runtime, settings, env, f"null{stamp}", events, console)
+    try:
+        result["ceiling_alerts_on_per_s"] = round(rate, 1)
+        result["cpu_s_per_1000_alerts_on"] = cpu
+        paced_rate = rate / 2
+        paced = sample_posts(max(50, int(paced_rate * 20)), run_id=f"null{stamp}-paced", seed=102)
+        with Progress(console=console) as progress:
+            asyncio.run(_paced_produce(settings, paced, paced_rate))
+            _wait_rows(settings, f"null{stamp}-paced", len(paced), progress,
+                       f"paced at {paced_rate:.0f}/s")  # fmt: skip
+        client = connect(settings, settings.clickhouse_database)
+        try:
+            p50, p99 = client.query(
+                "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
+                "dateDiff('millisecond', produced_at, inserted_at) AS d FROM "
+                "scored_events_dedup WHERE startsWith(event_id, {p:String}))",
+                parameters={"p": f"null{stamp}-paced"},
+            ).result_rows[0]
+        finally:
+            client.close()
+        result["latency_rate_per_s"] = round(paced_rate, 1)
+        result["latency_p50_ms_alerts_on"] = float(p50)
+        result["latency_p99_ms_alerts_on"] = float(p99)
+    finally:
+        for proc in procs:
+            stop_worker(proc)
+
+    off, off_env = _bench_settings(base, f"nulloff{stamp}", batch, model_name="emotion_null",
+                                   alerts_enabled=False)  # fmt: skip
+    rate, cpu, procs = _ceiling(runtime, off, off_env, f"nulloff{stamp}", events, console)
+    for proc in procs:
+        stop_worker(proc)
+    result["ceiling_alerts_off_per_s"] = round(rate, 1)
+    result["cpu_s_per_1000_alerts_off"] = cpu
+
+    two, two_env = _bench_settings(base, f"nulltwo{stamp}", batch, model_name="emotion_null")
+    rate, cpu, procs = _ceiling(runtime, two, two_env, f"nulltwo{stamp}", events, console, 2)
+    for proc in procs:
+        stop_worker(proc)
+    result["ceiling_two_workers_alerts_on_per_s"] = round(rate, 1)
+    result["cpu_s_per_1000_two_workers_alerts_on"] = cpu
+
+    table = Table("measure", "value", title="moodpipe bench --null-model (same run)")
     for key, value in result.items():
         table.add_row(key, str(value))
     console.print(table)

@@ -656,11 +656,18 @@ def bench_model(seconds: float, json_out: str | None) -> None:
 @click.option("--events", default=4000, show_default=True, help="events to push through")
 @click.option("--batch-size", default=None, type=int, help="default: MOODPIPE_BATCH_SIZE")
 @click.option("--json-out", type=click.Path(), help="also write the figures as JSON")
-def bench(events: int, batch_size: int | None, json_out: str | None) -> None:
+@click.option(
+    "--null-model",
+    is_flag=True,
+    help="the pipeline's own ceiling: constant-output emotion_null model, alerting on/off, "
+    "CPU per process, two workers",
+)
+def bench(events: int, batch_size: int | None, json_out: str | None, null_model: bool) -> None:
     """Pipeline vs model-only throughput, and produce-to-visible latency."""
-    from pipeline.bench import run_bench
+    from pipeline.bench import run_bench, run_null_bench
 
-    run_bench(load_settings(), events, batch_size, json_out, console)
+    run = run_null_bench if null_model else run_bench
+    run(load_settings(), events, batch_size, json_out, console)
 
 
 if __name__ == "__main__":

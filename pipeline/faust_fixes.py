@@ -59,17 +59,24 @@ class InFlight:
 
     @contextmanager
     def batch(self, events: Iterable[Any]) -> Iterator[None]:
-        keys = [((e.message.topic, e.message.partition), e.message.offset) for e in events]
-        for tp, offset in keys:
-            self._offsets.setdefault(tp, Counter())[offset] += 1
+        events = list(events)
+        self.add(events)
         try:
             yield
         finally:
-            for tp, offset in keys:
-                counts = self._offsets[tp]
-                counts[offset] -= 1
-                if counts[offset] <= 0:
-                    del counts[offset]
+            self.release(events)
+
+    def add(self, events: Iterable[Any]) -> None:
+        for e in events:
+            tp = (e.message.topic, e.message.partition)
+            self._offsets.setdefault(tp, Counter())[e.message.offset] += 1
+
+    def release(self, events: Iterable[Any]) -> None:
+        for e in events:
+            counts = self._offsets[(e.message.topic, e.message.partition)]
+            counts[e.message.offset] -= 1
+            if counts[e.message.offset] <= 0:
+                del counts[e.message.offset]
 
     def lowest(self, topic: str, partition: int) -> int | None:
         offsets = self._offsets.get((topic, partition))
@@ -205,38 +212,68 @@ async def run_batches(
     what: str,
     in_flight: InFlight,
     consumer: Any,
+    max_pending: int = 1,
 ) -> None:
-    """Feed `stream` to `handle` in batches; ack each batch only after `handle` returns.
+    """Feed `stream` to `handle` in batches; ack each batch only once it is done.
 
-    `handle(events)` gets the Faust events of one batch. If it raises, nothing of
-    the batch is acked, the batch's partitions are re-read from its first offset
+    `handle(events)` gets the Faust events of one batch and may return an awaitable
+    that completes when the batch is durable (rows waiting for a storage flush); up
+    to `max_pending` such batches wait at once while the next ones are handled, and
+    each is acked when its awaitable completes. If `handle` or the awaitable raises,
+    nothing of that batch is acked, its partitions are re-read from its first offset
     (idempotent stages absorb the repeats), and the loop goes on after a backoff.
     """
     import asyncio
 
     stream.enable_acks = False
+    waiting: asyncio.Queue[tuple[list[Any], Any]] = asyncio.Queue(maxsize=max_pending)
+    acker = asyncio.ensure_future(_ack_when_done(stream, waiting, in_flight, consumer, what))
     backoff = 1.0
+    try:
+        while True:
+            batches = stream.noack_take(max_, within=within)
+            events: list[Any] = []
+            try:
+                async for events in batches:
+                    in_flight.add(events)
+                    try:
+                        done = await handle(events)
+                    except BaseException:
+                        in_flight.release(events)
+                        raise
+                    await waiting.put((events, done))
+                    backoff = 1.0
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed on a batch of %d; nothing of it is acked, re-reading it",
+                              what, len(events))  # fmt: skip
+                await _reread_batch(consumer, events)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                await batches.aclose()
+    finally:
+        acker.cancel()
+
+
+async def _ack_when_done(
+    stream: Any, waiting: Any, in_flight: InFlight, consumer: Any, what: str
+) -> None:
     while True:
-        batches = stream.noack_take(max_, within=within)
-        events: list[Any] = []
+        events, done = await waiting.get()
         try:
-            async for events in batches:
-                with in_flight.batch(events):
-                    await handle(events)
-                    for event in events:
-                        await stream.ack(event)
-                backoff = 1.0
-            return
-        except asyncio.CancelledError:
-            raise
+            if done is not None:
+                await done
+            for event in events:
+                await stream.ack(event)
         except Exception:
             log.exception("%s failed on a batch of %d; nothing of it is acked, re-reading it",
                           what, len(events))  # fmt: skip
             await _reread_batch(consumer, events)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
         finally:
-            await batches.aclose()
+            in_flight.release(events)
 
 
 async def _reread_batch(consumer: Any, events: list[Any]) -> None:

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         "partitions move to the others after this long",
     )
     web_port: int = Field(default=0, ge=0, description="Faust web server port; 0 disables it")
+    # Storage batches (pipeline/sink/buffer.py): the rows of many inference batches go
+    # to ClickHouse in one insert, at most every sink_flush_interval seconds, or at once
+    # when sink_max_rows are waiting. Events are acked only after their insert.
+    sink_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    sink_flush_interval: float = Field(default=0.25, ge=0, le=60)
     lag_sample_interval: float = Field(default=10.0, gt=0)  # seconds between lag samples
     # Days to keep raw text (text, subject, author) of scored events; 0 keeps it.
     # Rollups and scores stay (privacy: the words go, the analytics remain).

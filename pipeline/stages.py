@@ -27,6 +27,7 @@ from pipeline.isolation import isolate
 from pipeline.postprocess import KafkaPosition, scored_message, scored_row
 from pipeline.records import RecordValidator, Rejected
 from pipeline.records.models import InputRecord, RejectCode
+from pipeline.sink.buffer import StorageBuffer
 from pipeline.sink.clickhouse import ClickHouseSink
 
 log = logging.getLogger("moodpipe.stages")
@@ -49,8 +50,9 @@ ScoredPublisher = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 @dataclass
 class BatchResult:
-    scored: int
-    rejected: int
+    scored: int  # rows handed to storage
+    rejected: int  # records dead-lettered before storage
+    stored: Awaitable[object]  # resolves once the rows are stored or dead-lettered
 
 
 @dataclass(slots=True)
@@ -62,64 +64,73 @@ class _Good:
 _Row = tuple[list[Any], _Good]  # a scored_events row and the record it came from
 
 
+def _letter(rejected: Rejected, raw: RawRecord) -> Letter:
+    return (rejected, raw.key, raw.value, raw.position)
+
+
+def _poison(code: RejectCode, raw: RawRecord, exc: BaseException) -> Letter:
+    stage = code.removeprefix("poison_")
+    reason = (f"{stage} failed for this record alone, while the service worked for "
+              f"other input: {describe(exc)}")  # fmt: skip
+    return _letter(Rejected(code, reason), raw)
+
+
 class ScoringStages:
+    """preprocess -> inference -> postprocess for one source; storage is `RowWriter`'s.
+
+    With a `StorageBuffer`, the rows of many batches (of every agent in the worker) go
+    to ClickHouse in one insert; `prepare` returns as soon as the batch is scored, with
+    a future that resolves once its rows are stored.
+    """
+
     def __init__(
         self,
         source: str,
         validator: RecordValidator,
         inference: TritonEmotionClient,
-        sink: ClickHouseSink,
-        send_dead_letters: DeadLetterSender,
-        publish_scored: ScoredPublisher | None = None,
+        writer: RowWriter,
+        buffer: StorageBuffer[_Row] | None = None,
         *,
         data_attempts: int = 3,
     ) -> None:
         self.source = source
         self.validator = validator
         self.inference = inference
-        self.sink = sink
-        self.send_dead_letters = send_dead_letters
-        self.publish_scored = publish_scored
+        self.writer = writer
+        self.buffer = buffer
         self.data_attempts = data_attempts
 
     async def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """Returns only when every record is in ClickHouse or on the dead-letter topic."""
+        result = await self.prepare(batch)
+        await result.stored
+        return result
+
+    async def prepare(self, batch: Sequence[RawRecord]) -> BatchResult:
+        """Validate and score the batch and dead-letter what cannot be scored; the
+        result's `stored` resolves when the scored rows are stored (or dead-lettered)."""
         good: list[_Good] = []
         letters: list[Letter] = []
         for raw in batch:  # preprocess: decode and validate (never raises)
             outcome = self.validator.validate(self.source, raw.value)
             if isinstance(outcome, Rejected):
-                letters.append(self._letter(outcome, raw))
+                letters.append(_letter(outcome, raw))
             else:
                 good.append(_Good(outcome, raw))
-        scored = await self._score_and_store(good, letters) if good else 0
-        await self._dead_letter(letters)
-        return BatchResult(scored=scored, rejected=len(letters))
+        rows: list[_Row] = []
+        if good:
+            model, parts = await asyncio.gather(
+                self.inference.model_info(), self._infer(good, letters)
+            )
+            rows = self._rows(parts, model, letters)
+        await self.writer.dead_letter(letters)
+        if self.buffer is not None:
+            stored: Awaitable[object] = self.buffer.submit(rows)
+        else:
+            stored = asyncio.ensure_future(self.writer.write(rows))
+        return BatchResult(scored=len(rows), rejected=len(letters), stored=stored)
 
     # --- the stages -------------------------------------------------------------
-
-    async def _score_and_store(self, good: list[_Good], letters: list[Letter]) -> int:
-        # Which events are already stored (a re-delivery) is looked up while the
-        # model runs: it only needs the records.
-        async with asyncio.TaskGroup() as group:
-            lookup = group.create_task(self._lookup(good))
-            model = group.create_task(self.inference.model_info())
-            scoring = group.create_task(self._infer(good, letters))
-        rows = self._rows(scoring.result(), model.result(), letters)
-        stored = await self._store(rows, lookup.result(), letters)
-        if self.publish_scored is not None and stored:
-            await self._publish(stored, letters)
-        return len(stored)
-
-    async def _lookup(self, good: list[_Good]) -> set[tuple[str, str]] | None:
-        """Already-stored events, or None when the lookup fails for a reason that is
-        not an outage: the store stage then looks up per part of the batch it isolates."""
-        keys = [(g.record.source, g.record.brand, g.record.created_at, g.record.id) for g in good]
-        try:
-            return await self.sink.already_stored(keys, self.data_attempts)
-        except Exception as exc:  # noqa: BLE001 - outages were waited out inside
-            log.warning("already-stored lookup failed for this batch: %s", describe(exc))
-            return None
 
     async def _infer(
         self, good: list[_Good], letters: list[Letter]
@@ -143,7 +154,7 @@ class ScoringStages:
             max_backoff=self.inference.max_backoff,
         )
         for item, exc in found.poison:
-            letters.append(self._poison("poison_inference", item.raw, exc))
+            letters.append(_poison("poison_inference", item.raw, exc))
         return found.done
 
     def _rows(
@@ -161,10 +172,38 @@ class ScoringStages:
                         item.record, predictions, i, item.raw.position, model, scored_at
                     )
                 except Exception as exc:  # noqa: BLE001 - this record's output is unusable
-                    letters.append(self._poison("poison_postprocess", item.raw, exc))
+                    letters.append(_poison("poison_postprocess", item.raw, exc))
                     continue
                 rows.append((row, item))
         return rows
+
+
+class RowWriter:
+    """The sink stage: rows -> ClickHouse (one lookup and one insert per call), then
+    the scored topic; rows either of them rejects alone, and every letter, -> the
+    dead-letter topic and its ClickHouse copy."""
+
+    def __init__(
+        self,
+        sink: ClickHouseSink,
+        send_dead_letters: DeadLetterSender,
+        publish_scored: ScoredPublisher | None = None,
+        *,
+        data_attempts: int = 3,
+    ) -> None:
+        self.sink = sink
+        self.send_dead_letters = send_dead_letters
+        self.publish_scored = publish_scored
+        self.data_attempts = data_attempts
+
+    async def write(self, rows: list[_Row]) -> int:
+        """Store, publish, dead-letter the poison; returns how many rows were stored."""
+        letters: list[Letter] = []
+        stored = await self._store(rows, None, letters)
+        if self.publish_scored is not None and stored:
+            await self._publish(stored, letters)
+        await self.dead_letter(letters)
+        return len(stored)
 
     async def _store(
         self, rows: list[_Row], stored: set[tuple[str, str]] | None, letters: list[Letter]
@@ -187,14 +226,14 @@ class ScoringStages:
             rows,
             write,
             probe=self.sink.probe,
-            what=f"{self.source} storage",
+            what="storage",
             log=log,
             single_attempts=self.data_attempts,
             initial_backoff=self.sink.settings.retry_initial_backoff,
             max_backoff=self.sink.settings.retry_max_backoff,
         )
         for (_, item), exc in found.poison:
-            letters.append(self._poison("poison_storage", item.raw, exc))
+            letters.append(_poison("poison_storage", item.raw, exc))
         return [row for part, _ in found.done for row in part]
 
     async def _publish(self, rows: list[_Row], letters: list[Letter]) -> None:
@@ -208,7 +247,7 @@ class ScoringStages:
             try:
                 messages.append((scored_message(row), item))
             except Exception as exc:  # noqa: BLE001 - this row's message is unusable
-                letters.append(self._poison("poison_publish", item.raw, exc))
+                letters.append(_poison("poison_publish", item.raw, exc))
         try:
             await publish([message for message, _ in messages])
             return
@@ -224,13 +263,13 @@ class ScoringStages:
             messages,
             lambda part: publish([message for message, _ in part]),
             probe=healthy,
-            what=f"{self.source} scored-topic produce",
+            what="scored-topic produce",
             log=log,
         )
         for (_, item), exc in found.poison:
-            letters.append(self._poison("poison_publish", item.raw, exc))
+            letters.append(_poison("poison_publish", item.raw, exc))
 
-    async def _dead_letter(self, letters: list[Letter]) -> None:
+    async def dead_letter(self, letters: list[Letter]) -> None:
         if not letters:
             return
         for rejected, _, _, position in letters:
@@ -261,15 +300,3 @@ class ScoringStages:
         for row, exc in found.poison:
             log.error("dead letter %s[%s]@%s not copied to ClickHouse: %s",
                       row[0], row[1], row[2], describe(exc))  # fmt: skip
-
-    # --- letters ----------------------------------------------------------------
-
-    @staticmethod
-    def _letter(rejected: Rejected, raw: RawRecord) -> Letter:
-        return (rejected, raw.key, raw.value, raw.position)
-
-    def _poison(self, code: RejectCode, raw: RawRecord, exc: BaseException) -> Letter:
-        stage = code.removeprefix("poison_")
-        reason = (f"{stage} failed for this record alone, while the service worked for "
-                  f"other input: {describe(exc)}")  # fmt: skip
-        return self._letter(Rejected(code, reason), raw)

@@ -17,7 +17,8 @@ from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.postprocess import COLUMNS, KafkaPosition
 from pipeline.records import RecordValidator
-from pipeline.stages import RawRecord, ScoringStages
+from pipeline.sink.buffer import StorageBuffer
+from pipeline.stages import RawRecord, RowWriter, ScoringStages
 from pipeline.traffic import bad_records, sample_posts
 
 
@@ -84,12 +85,14 @@ def test_one_batch_scores_good_records_in_one_call_and_dead_letters_the_rest() -
     async def send(batch) -> None:
         letters.extend(batch)
 
-    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
+    stages = ScoringStages(
+        "post", RecordValidator(256 * 1024, 10_000), inference, RowWriter(sink, send)
+    )
     result = asyncio.run(stages.process(_raw(mixed)))
     assert (result.scored, result.rejected) == (10, len(bad))
     assert len(inference.calls) == 1 and len(inference.calls[0]) == 10
     assert len(sink.batches) == 1
-    assert len(sink.lookups) == 1 and len(sink.lookups[0]) == 10  # one lookup per batch
+    assert len(sink.lookups) == 0  # the recorder's write does the lookup; none per batch
     assert len(sink.tables["dead_letters"]) == len(bad)  # the queryable copy
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in sink.batches[0]]
     # Order and Kafka positions are kept: row i is good[i] at its own offset.
@@ -112,7 +115,9 @@ def test_all_bad_batch_never_calls_the_model() -> None:
     async def send(batch) -> None:
         pass
 
-    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send)
+    stages = ScoringStages(
+        "post", RecordValidator(256 * 1024, 10_000), inference, RowWriter(sink, send)
+    )
     asyncio.run(stages.process(_raw(bad_records("post"))))
     assert inference.calls == [] and sink.batches == []
 
@@ -127,10 +132,11 @@ def test_records_the_model_or_the_table_rejects_alone_are_dead_lettered_the_rest
     async def send(batch) -> None:
         letters.extend(batch)
 
-    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, sink, send,
+    stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference,
+                           RowWriter(sink, send, data_attempts=1),
                            data_attempts=1)  # fmt: skip
     result = asyncio.run(stages.process(_raw(batch)))
-    assert (result.scored, result.rejected) == (38, 2)
+    assert (result.scored, result.rejected) == (39, 1)  # the storage poison: in the writer
     stored = {row[0] for rows in sink.batches for row in rows}
     assert stored == {p.event_id for p in posts} - {posts[3].event_id, refused}
     codes = {rejected.code: position.offset for rejected, _, _, position in letters}
@@ -169,3 +175,47 @@ def test_a_threshold_override_relabels_from_probabilities() -> None:
     base = Predictions(probs, [["anger"], ["joy"]], ["anger", "joy"], ["negative", "positive"])
     assert base.with_threshold(0.5, LABELS).labels == [["anger"], []]
     assert base.with_threshold(0.4, LABELS).labels == [["anger"], ["joy"]]
+
+
+def test_the_storage_buffer_writes_many_batches_in_one_insert_and_acks_after_it() -> None:
+    inference, sink = RecordingInference(), RecordingSink()
+
+    async def send(batch) -> None:
+        pass
+
+    async def run() -> list[bool]:
+        writer = RowWriter(sink, send)
+        buffer: StorageBuffer = StorageBuffer(writer.write, max_rows=10_000, interval=0.3)
+        stages = ScoringStages("post", RecordValidator(256 * 1024, 10_000), inference, writer,
+                               buffer)  # fmt: skip
+        posts = sample_posts(200, run_id="buf")
+        results = [await stages.prepare(_raw(posts[i : i + 20])) for i in range(0, 200, 20)]
+        pending_before = [r.stored.done() for r in results]  # type: ignore[attr-defined]
+        await asyncio.gather(*(r.stored for r in results))
+        await buffer.close()
+        return pending_before
+
+    pending_before = asyncio.run(run())
+    # After a quiet spell the first rows go at once; the nine batches scored while the
+    # interval runs wait for the next flush and share one insert.
+    assert not any(pending_before[1:]), "done before its insert"
+    assert [len(b) for b in sink.batches] == [20, 180]
+    assert len(inference.calls) == 10
+
+
+def test_the_storage_buffer_flushes_at_max_rows_without_waiting() -> None:
+    written: list[int] = []
+
+    async def write(rows: list) -> None:
+        written.append(len(rows))
+
+    async def run() -> None:
+        buffer: StorageBuffer = StorageBuffer(write, max_rows=100, interval=60)
+        first = buffer.submit(list(range(60)))
+        second = buffer.submit(list(range(60)))  # over max_rows: the first flush goes now
+        await asyncio.wait_for(first, 5)
+        assert not second.done() or written == [60, 60]
+        await buffer.close()
+
+    asyncio.run(run())
+    assert written[0] == 60
