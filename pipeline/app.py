@@ -93,6 +93,16 @@ async def quiet_repeated_warnings() -> None:
     summarise_repeats()
 
 
+@app.task
+async def size_the_producer_buffer() -> None:
+    # Faust pauses every stream while more than `max_messages` (100) table changelog
+    # messages wait to be produced, then drains them one by one with a 0.1 s wait
+    # each: the alert detector writes hundreds per batch, so consumption stalled for
+    # seconds ("producer buffer full"). The messages are produced all the same; the
+    # bound only needs to keep memory in check.
+    app.producer.buffer.max_messages = settings.producer_buffer_max_messages
+
+
 @app.timer(interval=5.0)
 async def guard_stalled_commits() -> None:
     await stall_guard.check(app.consumer)

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # The worker's Kafka producer request limit, and the most a dead letter may take
     # of it: larger records are dead-lettered with their bytes cut (truncated: true).
     producer_max_request_size: int = Field(default=1_000_000, ge=16_384)
+    # Table changelog messages that may wait to be produced before Faust pauses streams.
+    producer_buffer_max_messages: int = Field(default=50_000, ge=100)
     dead_letter_max_bytes: int = Field(default=900_000, ge=4096)
     # Test tool, never for production: the scoring agents fail this many times after
     # storing a batch and before acking it, to prove nothing is lost (tests).

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 
 from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
@@ -34,7 +35,7 @@ from pipeline.records.models import RejectCode
 from pipeline.retry import retry
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
-from pipeline.stages import DeadLetterSender, ScoredPublisher, ScoringStages
+from pipeline.stages import DeadLetterSender, RowWriter, ScoredPublisher
 
 log = logging.getLogger("moodpipe.alerts")
 
@@ -81,7 +82,7 @@ def install(
         # Straight to the app's Kafka producer: Faust's Topic.send machinery (futures,
         # codecs, attachments) cost as much per message as validating a record.
         encoded = [
-            (m["brand"].encode(), json.dumps(m, ensure_ascii=False).encode()) for m in messages
+            (m["brand"].encode(), orjson.dumps(m)) for m in messages
         ]
 
         async def send_all() -> None:
@@ -113,7 +114,7 @@ def install(
         for event in events:
             message = event.message
             try:
-                scored = ScoredEvent.from_message(json.loads(message.value))
+                scored = ScoredEvent.from_message(orjson.loads(message.value))
                 detection = detector.process(staged, scored, message.offset, message.partition)
             except Exception as exc:  # noqa: BLE001 - whatever it is, not a scored event we can use
                 await _reject(send_dead_letter, letters, message,
@@ -256,7 +257,7 @@ async def _reject(
     )
     letter = (Rejected(code, reason), message.key, message.value, position)
     await send_dead_letters([letter])
-    await ScoringStages.copy_dead_letters(letters, [letter])
+    await RowWriter.copy_dead_letters(letters, [letter])
 
 
 async def _retry(

@@ -28,6 +28,7 @@ from jsonschema.exceptions import best_match
 
 from pipeline.failures import describe
 from pipeline.records.models import InputRecord, Rejected, SocialPost, SupportTicket
+from pipeline.records.typed import conforms
 from pipeline.resources import schemas_dir
 
 SOURCES = ("post", "ticket")
@@ -183,9 +184,11 @@ class RecordValidator:
         # skip the walk.
         if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth_over(doc, MAX_DEPTH):
             return Rejected("too_deep", f"value is nested more than {MAX_DEPTH} levels deep")
-        error = best_match(_validator(source).iter_errors(doc))
-        if error is not None:
-            return Rejected("schema", f"{_path(error)}: {error.message[:500]}")
+        # The typed check clears good records fast; jsonschema judges the rest.
+        if not conforms(source, doc):
+            error = best_match(_validator(source).iter_errors(doc))
+            if error is not None:
+                return Rejected("schema", f"{_path(error)}: {error.message[:500]}")
         # Only an escape can put a control character or a surrogate in a JSON string
         # (raw ones are invalid JSON or invalid UTF-8), C1 controls aside: most records
         # skip the text checks.
