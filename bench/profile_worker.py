@@ -37,8 +37,9 @@ def main() -> None:
     worker = start_worker(runtime.log_path(f"worker-{tag}"), env)
     try:
         time.sleep(8)  # join the group
+        py_spy = str(Path(sys.executable).with_name("py-spy"))
         spy = subprocess.Popen(
-            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(worker.pid), "--format", "raw", "--gil",
+            [py_spy, "record", "--pid", str(worker.pid), "--format", "raw", "--gil",
              "--duration", str(int(seconds) - 2), "--rate", "200", "-o", out + ".raw"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -50,7 +51,7 @@ def main() -> None:
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     samples = 0
-    for line in open(out + ".raw"):
+    for line in Path(out + ".raw").read_text().splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
         frames = stack.split(";")
         n = int(count)
@@ -66,7 +67,7 @@ def main() -> None:
         f.write("total time:\n")
         for frame, n in total.most_common(40):
             f.write(f"{100 * n / samples:5.1f}%  {frame}\n")
-    print(open(out).read())
+    print(Path(out).read_text())
 
 
 if __name__ == "__main__":

@@ -81,9 +81,7 @@ def install(
     async def publish_scored(messages: list[dict[str, Any]]) -> None:
         # Straight to the app's Kafka producer: Faust's Topic.send machinery (futures,
         # codecs, attachments) cost as much per message as validating a record.
-        encoded = [
-            (m["brand"].encode(), orjson.dumps(m)) for m in messages
-        ]
+        encoded = [(m["brand"].encode(), orjson.dumps(m)) for m in messages]
 
         async def send_all() -> None:
             pending = [

@@ -12,6 +12,12 @@ Exactly-once effect on state under at-least-once delivery:
   customer state recognises its event id, brand windows use `seen` entries kept for
   as long as a window can still be open (older duplicates fall in closed windows and
   are dropped as late anyway).
+
+`seen` entries cost one changelog message per partition per batch, not one per event:
+a batch's new event ids go into one key (`["seen", partition, first offset]`), and the
+detector keeps an index of the ids under every `seen` key of the store, brought up to
+date at the start of each batch from the keys that appeared or went away (a batch
+that failed wrote nothing, so its ids are not in the index either).
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ def customer_key(brand: str, customer_id: str) -> str:
     return json.dumps(["customer", brand, customer_id])
 
 
-def seen_key(source: str, event_id: str) -> str:
-    return json.dumps(["seen", source, event_id])
+SEEN_PREFIX = '["seen"'
+
+
+def seen_key(partition: int, first_offset: int) -> str:
+    return json.dumps(["seen", partition, first_offset])
 
 
 @dataclass
@@ -47,6 +56,31 @@ class Detection:
     writes: list[tuple[str, Any]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     duplicate: bool = False
+    # (source, event_id, created_at, offset) to remember as seen, once the batch is written
+    seen: tuple[str, str, float, int] | None = None
+
+
+class SeenIndex:
+    """(source, event_id) -> the `seen` key holding it, for every `seen` key of a store."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[tuple[str, str], str] = {}
+        self._ids: dict[str, list[tuple[str, str]]] = {}
+
+    def refresh(self, store: Mapping[str, Any]) -> None:
+        keys = {k for k in store if k.startswith(SEEN_PREFIX)}
+        for key in [k for k in self._ids if k not in keys]:
+            for item in self._ids.pop(key):
+                if self._by_id.get(item) == key:
+                    del self._by_id[item]
+        for key in keys - self._ids.keys():
+            items = [(source, event_id) for source, event_id in store[key][2]]
+            self._ids[key] = items
+            for item in items:
+                self._by_id[item] = key
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        return item in self._by_id
 
 
 class AlertDetector:
@@ -56,13 +90,19 @@ class AlertDetector:
         self.seen_horizon = 2 * rules.largest_window
         self._partition_time: dict[int, float] = {}
         self._since_sweep: dict[int, int] = {}
+        self._seen = SeenIndex()
+        self._indexed: object = None  # the batch (StagedState) the index was refreshed for
 
     def process(
         self, store: Mapping[str, Any], event: ScoredEvent, offset: int, partition: int
     ) -> Detection:
+        """`store` is the batch's StagedState (or any mapping, refreshed per call)."""
+        if store is not self._indexed or not isinstance(store, StagedState):
+            self._seen.refresh(store)
+            self._indexed = store
         detection = Detection()
-        seen = seen_key(event.source, event.event_id)
-        if seen in store:
+        item = (event.source, event.event_id)
+        if item in self._seen or (isinstance(store, StagedState) and item in store.seen_now):
             detection.duplicate = True
             return detection
 
@@ -83,7 +123,7 @@ class AlertDetector:
                 detection.alerts.extend(alerts)
                 detection.writes.append((key, {"offset": offset, "state": state}))
 
-        detection.writes.append((seen, [event.created_at, partition]))
+        detection.seen = (event.source, event.event_id, event.created_at, offset)
         detection.deletes = self._expired_seen(store, event.created_at, partition)
         return detection
 
@@ -100,7 +140,7 @@ class AlertDetector:
         return [
             k
             for k, v in list(store.items())
-            if k.startswith('["seen"') and v[1] == partition and v[0] < cutoff
+            if k.startswith(SEEN_PREFIX) and v[1] == partition and v[0] < cutoff
         ]
 
 
@@ -118,16 +158,30 @@ class StagedState(Mapping[str, Any]):
     def __init__(self, base: Mapping[str, Any]) -> None:
         self.base = base
         self.changes: dict[str, tuple[int, Any]] = {}  # key -> (partition, value | _DELETED)
+        self.seen_now: set[tuple[str, str]] = set()
+        # partition -> [first offset, latest created_at, [[source, event_id], ...]]
+        self._new_seen: dict[int, list[Any]] = {}
 
     def stage(self, detection: Detection, partition: int) -> None:
         for key, value in detection.writes:
             self.changes[key] = (partition, value)
         for key in detection.deletes:
             self.changes[key] = (partition, _DELETED)
+        if detection.seen is not None:
+            source, event_id, created_at, offset = detection.seen
+            self.seen_now.add((source, event_id))
+            entry = self._new_seen.setdefault(partition, [offset, created_at, []])
+            entry[0] = min(entry[0], offset)
+            entry[1] = max(entry[1], created_at)
+            entry[2].append([source, event_id])
 
     def writes(self) -> list[tuple[str, int, Any]]:
-        """(key, partition, value) to write, value None meaning delete."""
-        return [(k, p, None if v is _DELETED else v) for k, (p, v) in self.changes.items()]
+        """(key, partition, value) to write, value None meaning delete; one `seen` key
+        per partition with this batch's new event ids."""
+        out = [(k, p, None if v is _DELETED else v) for k, (p, v) in self.changes.items()]
+        for partition, (first, latest, ids) in self._new_seen.items():
+            out.append((seen_key(partition, first), partition, [latest, partition, ids]))
+        return out
 
     def __getitem__(self, key: str) -> Any:
         if key in self.changes:
