@@ -58,6 +58,11 @@ app = faust.App(
     web_bind=settings.bind_host,
     web_host=settings.bind_host,
     producer_max_request_size=settings.producer_max_request_size,
+    # Commit on Faust's timer only (every 2.8 s). By default Faust also commits every
+    # 10,000 acks from inside its fetch loop, where the commit (a producer flush, then
+    # the offset commit) stops fetching meanwhile: with alerting on that put ~1 s on
+    # the p50 produce -> row latency at 1,100 events/s (measured with the null model).
+    broker_commit_every=1_000_000_000,
 )
 
 
