@@ -30,7 +30,7 @@ restart, while 120 onwards were.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -52,10 +52,17 @@ class KeepBuffersOnResume(FlowControlEvent):
 
 
 class InFlight:
-    """Offsets handed to agents in batches and not yet acked, per topic partition."""
+    """Offsets handed to agents in batches and not yet acked, per topic partition.
 
-    def __init__(self) -> None:
-        self._offsets: dict[TPKey, Counter[int]] = {}
+    A batch held longer than `stale_after` seconds no longer shields its partition
+    from the stall guard's re-read (`holds`, `busy`): re-reading is always safe, since
+    every stage is idempotent, while a batch that never completes would otherwise
+    hold its partition for good. `lowest`, which bounds commits, counts every batch.
+    """
+
+    def __init__(self, stale_after: float = 120.0) -> None:
+        self.stale_after = stale_after
+        self._offsets: dict[TPKey, dict[int, list[float]]] = {}  # offset -> [count, since]
 
     @contextmanager
     def batch(self, events: Iterable[Any]) -> Iterator[None]:
@@ -67,26 +74,35 @@ class InFlight:
             self.release(events)
 
     def add(self, events: Iterable[Any]) -> None:
+        now = time.monotonic()
         for e in events:
-            tp = (e.message.topic, e.message.partition)
-            self._offsets.setdefault(tp, Counter())[e.message.offset] += 1
+            held = self._offsets.setdefault((e.message.topic, e.message.partition), {})
+            entry = held.setdefault(e.message.offset, [0, now])
+            entry[0] += 1
 
     def release(self, events: Iterable[Any]) -> None:
         for e in events:
-            counts = self._offsets[(e.message.topic, e.message.partition)]
-            counts[e.message.offset] -= 1
-            if counts[e.message.offset] <= 0:
-                del counts[e.message.offset]
+            held = self._offsets.get((e.message.topic, e.message.partition), {})
+            entry = held.get(e.message.offset)
+            if entry is not None:
+                entry[0] -= 1
+                if entry[0] <= 0:
+                    del held[e.message.offset]
 
     def lowest(self, topic: str, partition: int) -> int | None:
         offsets = self._offsets.get((topic, partition))
         return min(offsets) if offsets else None
 
+    def _fresh(self, topic: str, partition: int) -> dict[int, list[float]]:
+        cutoff = time.monotonic() - self.stale_after
+        held = self._offsets.get((topic, partition), {})
+        return {o: e for o, e in held.items() if e[1] >= cutoff}
+
     def holds(self, topic: str, partition: int, offset: int) -> bool:
-        return offset in self._offsets.get((topic, partition), ())
+        return offset in self._fresh(topic, partition)
 
     def busy(self, topic: str, partition: int) -> bool:
-        return bool(self._offsets.get((topic, partition)))
+        return bool(self._fresh(topic, partition))
 
 
 IDLE_CHECKS = 4  # checks running (20 s at the worker's 5 s) before an idle lag counts
@@ -256,11 +272,16 @@ async def run_batches(
                 await batches.aclose()
     finally:
         acker.cancel()
+        while not waiting.empty():  # batches never acked: no longer in flight either
+            events, _ = waiting.get_nowait()
+            in_flight.release(events)
 
 
 async def _ack_when_done(
     stream: Any, waiting: Any, in_flight: InFlight, consumer: Any, what: str
 ) -> None:
+    import asyncio
+
     while True:
         events, done = await waiting.get()
         try:
@@ -268,6 +289,14 @@ async def _ack_when_done(
                 await done
             for event in events:
                 await stream.ack(event)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this acker is being stopped
+            # The batch's completion was cancelled, not this task: the batch failed.
+            log.warning("%s: a batch of %d was cancelled before it was stored; re-reading it",
+                        what, len(events))  # fmt: skip
+            await _reread_batch(consumer, events)
         except Exception:
             log.exception("%s failed on a batch of %d; nothing of it is acked, re-reading it",
                           what, len(events))  # fmt: skip

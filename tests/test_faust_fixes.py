@@ -104,3 +104,14 @@ def test_no_idle_reread_when_busy_caught_up_or_moving() -> None:
         moving._committed_offset[TP] = 100 + i  # commits advance between checks
         asyncio.run(guard_b.check(moving))
     assert caught_up.seeks == [] and moving.seeks == []
+
+
+def test_a_batch_held_too_long_no_longer_shields_its_partition() -> None:
+    stuck = InFlight(stale_after=0.0)  # every batch counts as held too long at once
+    with stuck.batch([event(117)]):
+        consumer = Consumer(committed=117, acked=[])
+        guard = StallGuard(stuck)
+        for _ in range(IDLE_CHECKS):
+            asyncio.run(guard.check(consumer))
+        assert consumer.seeks == [(TP, 117)]
+        assert stuck.lowest(TP.topic, TP.partition) == 117  # commits still respect it
