@@ -91,12 +91,22 @@ def _wait_rows(settings: Settings, prefix: str, expected: int, progress: Progres
     raise TimeoutError(f"{label}: only part of {expected} rows landed in {timeout:.0f}s")
 
 
-def _burst_rate(settings: Settings, topic: str, tag: str, events: int, console: Console) -> float:
-    """Warm the running worker up, then time a burst: events / (last row - first produce)."""
+def _burst_rate(
+    settings: Settings,
+    topic: str,
+    tag: str,
+    events: int,
+    console: Console,
+    before_burst: Any = None,
+) -> float:
+    """Warm the running worker(s) up, then time a burst: events / (last row - first
+    produce). `before_burst()` runs between the two (e.g. to sample CPU times)."""
     with Progress(console=console) as progress:
-        warm = sample_posts(settings.batch_size, run_id=f"{tag}-warm", seed=100)
+        warm = sample_posts(settings.batch_size * 4, run_id=f"{tag}-warm", seed=100)
         asyncio.run(produce(settings.kafka_bootstrap, topic, warm))
         _wait_rows(settings, f"{tag}-warm", len(warm), progress, f"warm-up ({tag})")
+        if before_burst is not None:
+            before_burst()
         burst = sample_posts(events, run_id=f"{tag}-burst", seed=101)
         asyncio.run(produce(settings.kafka_bootstrap, topic, burst))
         _wait_rows(settings, f"{tag}-burst", len(burst), progress, f"burst ({tag})")
@@ -193,7 +203,11 @@ def run_bench(
         "latency_p50_ms": float(p50),
         "latency_p99_ms": float(p99),
     }
-    table = Table("measure", "value", title="moodpipe bench (same run, same machine)")
+    return _report(result, "moodpipe bench (same run, same machine)", json_out, console)
+
+
+def _report(result: dict[str, Any], title: str, json_out: str | None, console: Console) -> dict:
+    table = Table("measure", "value", title=title)
     for key, value in result.items():
         table.add_row(key, str(value))
     console.print(table)
@@ -243,28 +257,16 @@ def _ceiling(
     process (worker(s), broker, tritonserver with its model stubs, ClickHouse front)."""
     asyncio.run(ensure_topics(settings))
     procs = [start_worker(runtime.log_path(f"worker-{tag}-{i}"), env) for i in range(workers)]
+    pids: dict[str, list[int]] = {}
+    before: dict[str, float] = {}
+
+    def sample() -> None:
+        pids.update({**_service_pids(runtime), "worker": [p.pid for p in procs]})
+        before.update(_cpu_seconds(pids))
+
     try:
-        with Progress(console=console) as progress:
-            warm = sample_posts(settings.batch_size * 4, run_id=f"{tag}-warm", seed=100)
-            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, warm))
-            _wait_rows(settings, f"{tag}-warm", len(warm), progress, f"warm-up ({tag})")
-        pids = {**_service_pids(runtime), "worker": [p.pid for p in procs]}
-        before = _cpu_seconds(pids)
-        with Progress(console=console) as progress:
-            burst = sample_posts(events, run_id=f"{tag}-burst", seed=101)
-            asyncio.run(produce(settings.kafka_bootstrap, settings.posts_topic, burst))
-            _wait_rows(settings, f"{tag}-burst", len(burst), progress, f"burst ({tag})")
+        rate = _burst_rate(settings, settings.posts_topic, tag, events, console, sample)
         after = _cpu_seconds(pids)
-        client = connect(settings, settings.clickhouse_database)
-        try:
-            first, last = client.query(
-                "SELECT min(produced_at), max(inserted_at) FROM scored_events_dedup "
-                "WHERE startsWith(event_id, {p:String})",
-                parameters={"p": f"{tag}-burst"},
-            ).result_rows[0]
-        finally:
-            client.close()
-        rate = events / max((last - first).total_seconds(), 1e-3)
         cpu = {name: round((after[name] - before[name]) * 1000 / events, 3) for name in after}
         return rate, cpu, procs
     except BaseException:
@@ -334,10 +336,4 @@ def run_null_bench(
     result["ceiling_two_workers_alerts_on_per_s"] = round(rate, 1)
     result["cpu_s_per_1000_two_workers_alerts_on"] = cpu
 
-    table = Table("measure", "value", title="moodpipe bench --null-model (same run)")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    console.print(table)
-    if json_out:
-        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return _report(result, "moodpipe bench --null-model (same run)", json_out, console)
