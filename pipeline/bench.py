@@ -91,6 +91,27 @@ def _wait_rows(settings: Settings, prefix: str, expected: int, progress: Progres
     raise TimeoutError(f"{label}: only part of {expected} rows landed in {timeout:.0f}s")
 
 
+def _paced_latency(
+    settings: Settings, tag: str, rate: float, console: Console
+) -> tuple[float, float]:
+    """p50 and p99 produce -> row (ms) of 20 s of posts produced at `rate` per second."""
+    paced = sample_posts(max(50, int(rate * 20)), run_id=f"{tag}-paced", seed=102)
+    with Progress(console=console) as progress:
+        asyncio.run(_paced_produce(settings, paced, rate))
+        _wait_rows(settings, f"{tag}-paced", len(paced), progress, f"paced at {rate:.0f}/s")
+    client = connect(settings, settings.clickhouse_database)
+    try:
+        p50, p99 = client.query(
+            "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
+            "dateDiff('millisecond', produced_at, inserted_at) AS d FROM scored_events_dedup "
+            "WHERE startsWith(event_id, {p:String}))",
+            parameters={"p": f"{tag}-paced"},
+        ).result_rows[0]
+    finally:
+        client.close()
+    return float(p50), float(p99)
+
+
 def _burst_rate(
     settings: Settings,
     topic: str,
@@ -160,19 +181,8 @@ def run_bench(
     worker = start_worker(runtime.log_path(f"worker-{tag}"), env)
     try:
         pipeline_rate = _burst_rate(settings, settings.posts_topic, tag, events, console)
-        client = connect(settings, settings.clickhouse_database)
-
         rate = pipeline_rate / 2
-        paced = sample_posts(max(50, int(rate * 20)), run_id=f"{tag}-paced", seed=102)
-        with Progress(console=console) as progress:
-            asyncio.run(_paced_produce(settings, paced, rate))
-            _wait_rows(settings, f"{tag}-paced", len(paced), progress, f"paced at {rate:.0f}/s")
-        p50, p99 = client.query(
-            "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
-            "dateDiff('millisecond', produced_at, inserted_at) AS d FROM scored_events_dedup "
-            "WHERE startsWith(event_id, {p:String}))",
-            parameters={"p": f"{tag}-paced"},
-        ).result_rows[0]
+        p50, p99 = _paced_latency(settings, tag, rate, console)
     finally:
         stop_worker(worker)
 
@@ -299,21 +309,7 @@ def run_null_bench(
         result["ceiling_alerts_on_per_s"] = round(rate, 1)
         result["cpu_s_per_1000_alerts_on"] = cpu
         paced_rate = rate / 2
-        paced = sample_posts(max(50, int(paced_rate * 20)), run_id=f"null{stamp}-paced", seed=102)
-        with Progress(console=console) as progress:
-            asyncio.run(_paced_produce(settings, paced, paced_rate))
-            _wait_rows(settings, f"null{stamp}-paced", len(paced), progress,
-                       f"paced at {paced_rate:.0f}/s")  # fmt: skip
-        client = connect(settings, settings.clickhouse_database)
-        try:
-            p50, p99 = client.query(
-                "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
-                "dateDiff('millisecond', produced_at, inserted_at) AS d FROM "
-                "scored_events_dedup WHERE startsWith(event_id, {p:String}))",
-                parameters={"p": f"null{stamp}-paced"},
-            ).result_rows[0]
-        finally:
-            client.close()
+        p50, p99 = _paced_latency(settings, f"null{stamp}", paced_rate, console)
         result["latency_rate_per_s"] = round(paced_rate, 1)
         result["latency_p50_ms_alerts_on"] = float(p50)
         result["latency_p99_ms_alerts_on"] = float(p99)
