@@ -48,6 +48,8 @@ settings: Settings = load_settings()
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_url,
+    # SASL / TLS from the settings (None: PLAINTEXT); the same as every other client.
+    broker_credentials=settings.kafka.faust_credentials(),
     store="memory://",
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",
@@ -194,6 +196,7 @@ async def _build_stages(source: str) -> ScoringStages:
     inference = TritonEmotionClient(
         settings.triton_url,
         settings.model_name,
+        tls=settings.triton_tls_options,
         timeout=settings.triton_timeout,
         initial_backoff=settings.retry_initial_backoff,
         max_backoff=settings.retry_max_backoff,

@@ -46,7 +46,9 @@ def _model_only_local(texts: list[str], batch_size: int) -> float:
 
 
 async def _model_only_triton(settings: Settings, texts: list[str], batch_size: int) -> float:
-    client = TritonEmotionClient(settings.triton_url, settings.model_name)
+    client = TritonEmotionClient(
+        settings.triton_url, settings.model_name, tls=settings.triton_tls_options
+    )
     try:
         await client.score(texts[:batch_size])
         started = time.perf_counter()
@@ -60,7 +62,7 @@ async def _model_only_triton(settings: Settings, texts: list[str], batch_size: i
 async def _paced_produce(settings: Settings, records: list[SampleRecord], rate: float) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**settings.kafka.client_options(), acks="all")
     await producer.start()
     try:
         started = time.perf_counter()
@@ -124,12 +126,12 @@ def _burst_rate(
     produce). `before_burst()` runs between the two (e.g. to sample CPU times)."""
     with Progress(console=console) as progress:
         warm = sample_posts(settings.batch_size * 4, run_id=f"{tag}-warm", seed=100)
-        asyncio.run(produce(settings.kafka_bootstrap, topic, warm))
+        asyncio.run(produce(settings.kafka, topic, warm))
         _wait_rows(settings, f"{tag}-warm", len(warm), progress, f"warm-up ({tag})")
         if before_burst is not None:
             before_burst()
         burst = sample_posts(events, run_id=f"{tag}-burst", seed=101)
-        asyncio.run(produce(settings.kafka_bootstrap, topic, burst))
+        asyncio.run(produce(settings.kafka, topic, burst))
         _wait_rows(settings, f"{tag}-burst", len(burst), progress, f"burst ({tag})")
     client = connect(settings, settings.clickhouse_database)
     try:

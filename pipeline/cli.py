@@ -61,11 +61,12 @@ def worker(faust_args: tuple[str, ...]) -> None:
     from pipeline.topics import seed_committed_offsets
 
     log = logging.getLogger("moodpipe.worker")
+    # Refused credentials never heal by waiting: stop now with the reason, instead of
+    # Faust reconnecting forever. A broker that does not answer is waited out.
+    _require_kafka(settings, outage_ok=True)
     try:
         seeded = asyncio.run(
-            seed_committed_offsets(
-                settings.kafka_bootstrap, settings.app_id, settings.consumed_topics
-            )
+            seed_committed_offsets(settings.kafka, settings.app_id, settings.consumed_topics)
         )
     except Exception as exc:  # noqa: BLE001 - a safety margin; Faust reports a dead broker
         log.warning("could not seed committed offsets: %s", exc)
@@ -74,6 +75,28 @@ def worker(faust_args: tuple[str, ...]) -> None:
             log.info("seeded %d partitions' committed offsets", seeded)
     sys.argv = ["moodpipe", "worker", "--loglevel", "info", *web, *faust_args]
     app.main()
+
+
+def _require_kafka(settings: Any, outage_ok: bool = False) -> None:
+    """Exit 2 with a clear message when the broker refuses our credentials or TLS."""
+    from pipeline.kafka_connection import KafkaSetupError, check_connection
+
+    try:
+        reachable = asyncio.run(check_connection(settings.kafka))
+    except KafkaSetupError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
+    if not reachable and not outage_ok:
+        console.print(
+            f"[red]Kafka at {settings.kafka.describe()} does not answer; is it running? "
+            "(moodpipe local up kafka starts a local broker)[/red]",
+            highlight=False,
+        )
+        sys.exit(2)
+    if not reachable:
+        logging.getLogger("moodpipe.worker").warning(
+            "Kafka at %s does not answer yet; waiting for it", settings.kafka.describe()
+        )
 
 
 @main.group()
@@ -313,7 +336,9 @@ def topics() -> None:
     """Create the input and dead-letter topics if missing."""
     from pipeline.topics import ensure_topics
 
-    created = asyncio.run(ensure_topics(load_settings()))
+    settings = load_settings()
+    _require_kafka(settings)
+    created = asyncio.run(ensure_topics(settings))
     console.print(f"created: {', '.join(created) or 'nothing (all exist)'}")
 
 
@@ -364,12 +389,13 @@ def record(
         until = parse_time_ms(until_time) if until_time else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    _require_kafka(settings)
     with Progress(console=console) as progress:
         task = progress.add_task(f"recording {', '.join(topics)}", total=None)
         try:
             trailer = asyncio.run(
                 record_topics(
-                    settings.kafka_bootstrap,
+                    settings.kafka,
                     list(topics),
                     Path(output),
                     from_time_ms=start,
@@ -436,6 +462,7 @@ def replay(
         until = parse_time_ms(until_time) if until_time else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    _require_kafka(settings)
     try:
         with RecordingReader(Path(recording)) as reader:
             # The header's offset ranges bound the count (the trailer is at the far end).
@@ -446,7 +473,7 @@ def replay(
             summary = asyncio.run(
                 replay_recording(
                     Path(recording),
-                    settings.kafka_bootstrap,
+                    settings.kafka,
                     topic_map=topic_map,
                     speed=speed,
                     timestamps=timestamps,

@@ -14,6 +14,7 @@ import json
 import socket
 from datetime import UTC, datetime
 
+from pipeline.kafka_connection import KafkaConnection
 from pipeline.postprocess import KafkaPosition
 from pipeline.records.models import Rejected
 
@@ -84,8 +85,10 @@ def dead_letter_row(rejected: Rejected, position: KafkaPosition, failed_at: date
             readable(rejected.reason), failed_at]  # fmt: skip
 
 
-async def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -> list[dict]:
+async def read_dead_letters(
+    kafka: KafkaConnection | str, topic: str, timeout: float = 10.0
+) -> list[dict]:
     """Every dead letter currently on the topic (all partitions, from the start)."""
     from pipeline.topics import read_topic_json
 
-    return await read_topic_json(bootstrap, topic, timeout)
+    return await read_topic_json(kafka, topic, timeout)

@@ -58,9 +58,9 @@ def run_demo(
 
             async def produce_all() -> None:
                 advance = lambda n: progress.advance(task, n)  # noqa: E731
-                await produce(settings.kafka_bootstrap, settings.posts_topic,
+                await produce(settings.kafka, settings.posts_topic,
                               _interleave(posts, bad_posts), advance)  # fmt: skip
-                await produce(settings.kafka_bootstrap, settings.tickets_topic,
+                await produce(settings.kafka, settings.tickets_topic,
                               _interleave(tickets, bad_tickets), advance)  # fmt: skip
 
             asyncio.run(produce_all())
@@ -108,9 +108,7 @@ def _wait_for_results(
             "SELECT count() FROM scored_events FINAL WHERE startsWith(event_id, {p:String})",
             parameters={"p": run_id},
         ))  # fmt: skip
-        letters = asyncio.run(
-            read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic)
-        )
+        letters = asyncio.run(read_dead_letters(settings.kafka, settings.dead_letter_topic))
         dead = sum(1 for d in letters if base64.b64decode(d["value_b64"]) in bad_values)
         progress.update(scored_task, completed=scored)
         progress.update(dead_task, completed=dead)
@@ -202,7 +200,7 @@ def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: f
     if settings.alerts_enabled:
         _report_alerts(client, started_at, console)
 
-    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic))
+    letters = asyncio.run(read_dead_letters(settings.kafka, settings.dead_letter_topic))
     bad_values = {r.value for r in bad}
     mine = [d for d in letters if base64.b64decode(d["value_b64"]) in bad_values]
     dl = Table(title=f"Dead letters ({settings.dead_letter_topic})")

@@ -14,9 +14,16 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from pipeline.triton_connection import TritonTLS
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MOODPIPE_", extra="ignore")
+    # hide_input_in_errors: a validation error must not print the other settings'
+    # values, secrets among them (pydantic shows the whole input by default).
+    model_config = SettingsConfigDict(
+        env_prefix="MOODPIPE_", extra="ignore", hide_input_in_errors=True
+    )
 
     # Where the local runtime keeps data, logs, PIDs and cached jars.
     data_dir: Path = Path(".moodpipe")
@@ -24,7 +31,30 @@ class Settings(BaseSettings):
     # Services. The URLs are what the worker connects to; the local runtime starts
     # servers matching them when they point at 127.0.0.1.
     kafka_url: str = "kafka://127.0.0.1:9092"
+    # Kafka security (README "Running against your own Kafka and ClickHouse"); every
+    # Kafka client moodpipe creates uses these (pipeline/kafka_connection.py).
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ca_file: Path | None = None  # PEM CA bundle for SSL / SASL_SSL
+    kafka_cert_file: Path | None = None  # client certificate for mutual TLS (PEM)
+    kafka_key_file: Path | None = None
+    kafka_key_password: SecretStr = SecretStr("")
+    # Local runtime only: an additional SASL_PLAINTEXT listener on this port (0: none)
+    # with SCRAM-SHA-256/512 users "name:password[,name:password]" (to try SASL here).
+    local_kafka_sasl_port: int = Field(default=0, ge=0, le=65535)
+    local_kafka_sasl_users: SecretStr = SecretStr("")
+    # Local runtime only: the broker's PLAINTEXT port; 0 means the port of kafka_url
+    # (set it when kafka_url points at the SASL listener).
+    local_kafka_port: int = Field(default=0, ge=0, le=65535)
     triton_url: str = "127.0.0.1:8001"  # gRPC host:port
+    # gRPC over TLS (tritonserver --grpc-use-ssl); the CA file and, for mutual TLS,
+    # a client certificate and key (PEM).
+    triton_tls: bool = False
+    triton_ca_file: Path | None = None
+    triton_cert_file: Path | None = None
+    triton_key_file: Path | None = None
     triton_http_port: int = 8000
     triton_metrics_port: int = 8002
     kafka_controller_port: int = 9093
@@ -38,6 +68,10 @@ class Settings(BaseSettings):
     clickhouse_database: str = "moodpipe"
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
+    # https:// URLs: the CA bundle that signed the server's certificate (PEM); empty
+    # uses the system's. clickhouse_verify=False is for throwaway test servers only.
+    clickhouse_ca_file: Path | None = None
+    clickhouse_verify: bool = True
     # Port of the local HTTP front over the embedded engine (see local/clickhouse_server.py).
     clickhouse_local_port: int = 8123
 
@@ -135,10 +169,26 @@ class Settings(BaseSettings):
     def _clickhouse_scheme(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("chdb", "http", "https"):
             raise ValueError("must be chdb:///path, http://host:port or https://host:port")
+        if urlsplit(value).password:
+            # URLs are shown in status output and logs; a password there would leak.
+            raise ValueError("put the password in MOODPIPE_CLICKHOUSE_PASSWORD, not in the URL")
         return value
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_username and self.kafka_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "MOODPIPE_KAFKA_USERNAME and MOODPIPE_KAFKA_PASSWORD"
+            )
+        if self.kafka_username and not self.kafka_security_protocol.startswith("SASL"):
+            # Credentials that would silently not be used are a misconfiguration.
+            raise ValueError(
+                "MOODPIPE_KAFKA_USERNAME is set but MOODPIPE_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}; use SASL_PLAINTEXT or SASL_SSL"
+            )
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
         if self.dead_letter_max_bytes > self.producer_max_request_size - 8192:
@@ -162,8 +212,41 @@ class Settings(BaseSettings):
         return self.kafka_url.removeprefix("kafka://").replace(";", ",")
 
     @property
+    def kafka(self) -> KafkaConnection:
+        """Bootstrap servers and security for every Kafka client."""
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=self.kafka_password,
+            ca_file=self.kafka_ca_file,
+            cert_file=self.kafka_cert_file,
+            key_file=self.kafka_key_file,
+            key_password=self.kafka_key_password,
+        )
+
+    @property
+    def triton_tls_options(self) -> TritonTLS | None:
+        if not self.triton_tls:
+            return None
+        return TritonTLS(self.triton_ca_file, self.triton_cert_file, self.triton_key_file)
+
+    @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def local_kafka_plaintext_port(self) -> int:
+        """The local broker's PLAINTEXT listener."""
+        return self.local_kafka_port or self.kafka_port
+
+    def local_kafka_sasl_credentials(self) -> list[tuple[str, str]]:
+        raw = self.local_kafka_sasl_users.get_secret_value()
+        pairs = [item.split(":", 1) for item in raw.split(",") if item.strip()]
+        if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+            raise ValueError("MOODPIPE_LOCAL_KAFKA_SASL_USERS must be name:password[,...]")
+        return [(name.strip(), password) for name, password in pairs]
 
     @property
     def triton_grpc_port(self) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from pipeline.kafka_connection import KafkaConnection, as_connection
 from pipeline.settings import Settings
 
 
@@ -18,7 +19,7 @@ async def ensure_topics(
 ) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left alone."""
     wanted = names or settings.pipeline_topics
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -41,9 +42,9 @@ async def ensure_topics(
         await admin.close()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+async def partitions_of(kafka: KafkaConnection | str, topic: str) -> list[int]:
     """Partition ids of a topic; empty if it does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**as_connection(kafka).client_options())
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -54,16 +55,16 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
 
 
 async def read_topic_json(
-    bootstrap: str, topic: str, timeout: float = 10.0
+    kafka: KafkaConnection | str, topic: str, timeout: float = 10.0
 ) -> list[dict[str, Any]]:
     """Every JSON message now on a topic, from the start, with `_headers`, `_partition`
     and `_offset` added; partitions in order, each in offset order."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+    tps = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**as_connection(kafka).client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -89,7 +90,9 @@ async def read_topic_json(
         await consumer.stop()
 
 
-async def seed_committed_offsets(bootstrap: str, group: str, topics: list[str]) -> int:
+async def seed_committed_offsets(
+    kafka: KafkaConnection | str, group: str, topics: list[str]
+) -> int:
     """Commit the earliest offset for every partition the group has never committed.
 
     Why: after an assignment Faust seeks each partition to its committed offset; a
@@ -102,9 +105,10 @@ async def seed_committed_offsets(bootstrap: str, group: str, topics: list[str]) 
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
 
+    options = as_connection(kafka).client_options()
     committed = None
     for _ in range(20):  # a fresh broker elects the group coordinator after a moment
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**options)
         try:
             await admin.start()
             committed = await admin.list_consumer_group_offsets(group)
@@ -118,14 +122,13 @@ async def seed_committed_offsets(bootstrap: str, group: str, topics: list[str]) 
     tps = [
         TopicPartition(topic, p)
         for topic in topics
-        for p in await partitions_of(bootstrap, topic)
+        for p in await partitions_of(kafka, topic)
         if TopicPartition(topic, p) not in committed
         or committed[TopicPartition(topic, p)].offset < 0
     ]
     if not tps:
         return 0
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(**options, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(tps)

@@ -12,6 +12,7 @@ from tritonclient.utils import InferenceServerException
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.retry import retry
+from pipeline.triton_connection import TritonTLS
 
 log = logging.getLogger("moodpipe.inference")
 
@@ -26,6 +27,7 @@ class TritonEmotionClient:
         url: str,
         model_name: str,
         *,
+        tls: TritonTLS | None = None,
         timeout: float = 30.0,
         initial_backoff: float = 0.2,
         max_backoff: float = 10.0,
@@ -33,6 +35,7 @@ class TritonEmotionClient:
         data_attempts: int = 3,
     ) -> None:
         self.url = url
+        self.tls = tls
         self.threshold_override = threshold_override
         self.model_name = model_name
         self.timeout = timeout
@@ -45,7 +48,8 @@ class TritonEmotionClient:
 
     def _connection(self) -> grpcclient.InferenceServerClient:
         if self._client is None:
-            self._client = grpcclient.InferenceServerClient(self.url)
+            options = self.tls.client_options() if self.tls else {}
+            self._client = grpcclient.InferenceServerClient(self.url, **options)
         return self._client
 
     async def _reset(self, _exc: BaseException) -> None:

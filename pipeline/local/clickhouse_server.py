@@ -6,15 +6,24 @@ ClickHouse HTTP protocol for clickhouse-connect's ordinary `http://` client, so
 every other process uses exactly the code path it would use against a real server.
 
 Run: `python -m pipeline.local.clickhouse_server --path DIR --port 8123`.
+
+With MOODPIPE_CLICKHOUSE_PASSWORD set (read from the environment, never the
+command line) every query must authenticate the way ClickHouse's HTTP interface
+takes credentials: Basic auth, X-ClickHouse-User/X-ClickHouse-Key headers, or
+user/password URL parameters; /ping stays open, as on a real server. With
+--tls-cert/--tls-key it serves https.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hmac
 import json
 import logging
 import os
 import re
+import ssl
 import tempfile
 import threading
 import uuid
@@ -86,9 +95,42 @@ class Handler(BaseHTTPRequestHandler):
         if url.path in ("/ping", "/") and not dict(parse_qsl(url.query)).get("query"):
             self._reply(200, b"Ok.\n", {})
             return
-        self._execute(b"")
+        if self._authenticated():
+            self._execute(b"")
+
+    def _authenticated(self) -> bool:
+        """ClickHouse's HTTP credentials conventions; 403 with code 516 when wrong."""
+        expected = self.server.password
+        if not expected:
+            return True
+        user, password = self.headers.get("X-ClickHouse-User"), self.headers.get("X-ClickHouse-Key")
+        basic = self.headers.get("Authorization", "")
+        if basic.lower().startswith("basic "):
+            try:
+                user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+            except ValueError:
+                user = password = None
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        user = user or query.get("user") or "default"
+        password = password if password is not None else query.get("password", "")
+        if user == self.server.user and hmac.compare_digest(
+            (password or "").encode(), expected.encode()
+        ):
+            return True
+        # Drain the body so the connection stays usable for the client's next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self._error(
+            403,
+            f"Code: 516. DB::Exception: {user}: Authentication failed: password is "
+            "incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)",
+        )
+        return False
 
     def do_POST(self) -> None:
+        if not self._authenticated():
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
@@ -203,8 +245,12 @@ def _form_fields(content_type: str, body: bytes) -> tuple[dict[str, str], bytes]
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: Engine) -> None:
+    def __init__(
+        self, address: tuple[str, int], engine: Engine, user: str = "default", password: str = ""
+    ) -> None:
         self.engine = engine
+        self.user = user
+        self.password = password
         super().__init__(address, Handler)
 
 
@@ -213,12 +259,26 @@ def main() -> None:
     parser.add_argument("--path", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--tls-cert", help="PEM certificate (chain): serve https")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.environ.setdefault("TZ", "UTC")
-    server = Server((args.host, args.port), Engine(args.path))
-    log.info("embedded ClickHouse (chDB %s) on http://%s:%d, data in %s",
-             chdb.__version__, args.host, args.port, args.path)  # fmt: skip
+    server = Server(
+        (args.host, args.port),
+        Engine(args.path),
+        user=os.environ.get("MOODPIPE_CLICKHOUSE_USER") or "default",
+        password=os.environ.get("MOODPIPE_CLICKHOUSE_PASSWORD", ""),
+    )
+    scheme = "http"
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    log.info("embedded ClickHouse (chDB %s) on %s://%s:%d, data in %s, %s",
+             chdb.__version__, scheme, args.host, args.port, args.path,
+             "password required" if server.password else "no password")  # fmt: skip
     server.serve_forever()
 
 

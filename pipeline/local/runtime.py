@@ -140,7 +140,10 @@ class LocalRuntime:
     def _endpoint(self, name: str) -> str:
         s = self.settings
         if name == "kafka":
-            return s.kafka_bootstrap
+            sasl = f", SASL_PLAINTEXT {s.bind_host}:{s.local_kafka_sasl_port}"
+            return f"{s.bind_host}:{s.local_kafka_plaintext_port}" + (
+                sasl if s.local_kafka_sasl_port else ""
+            )
         if name == "triton":
             return f"grpc {s.triton_url}, http 127.0.0.1:{s.triton_http_port}"
         return f"http://{s.bind_host}:{s.clickhouse_local_port} -> {s.resolved_clickhouse_url}"
@@ -148,7 +151,7 @@ class LocalRuntime:
     def _healthy(self, name: str) -> bool:
         s = self.settings
         if name == "kafka":
-            return _kafka_ready(s.kafka_bootstrap)
+            return _kafka_ready(f"{s.bind_host}:{s.local_kafka_plaintext_port}")
         if name == "triton":
             return _http_ok(f"http://{s.bind_host}:{s.triton_http_port}/v2/health/ready")
         return _http_ok(f"http://{s.bind_host}:{s.clickhouse_local_port}/ping")
@@ -193,9 +196,12 @@ class LocalRuntime:
     def _start_kafka(self, timeout: float) -> None:
         s = self.settings
         java = _require_java()
-        port, controller = s.kafka_port, s.kafka_controller_port
+        port, controller = s.local_kafka_plaintext_port, s.kafka_controller_port
+        sasl_port, sasl_users = s.local_kafka_sasl_port, s.local_kafka_sasl_credentials()
         self._check_port_free(port, "Kafka", "MOODPIPE_KAFKA_URL")
         self._check_port_free(controller, "Kafka controller", "MOODPIPE_KAFKA_CONTROLLER_PORT")
+        if sasl_port:
+            self._check_port_free(sasl_port, "Kafka SASL", "MOODPIPE_LOCAL_KAFKA_SASL_PORT")
         libs = self._kafka_libs()
         home = self.root / "kafka"
         data = home / "data"
@@ -222,6 +228,16 @@ class LocalRuntime:
             "group.min.session.timeout.ms": "6000",
             "auto.create.topics.enable": "true",
         }
+        if sasl_port:
+            # An additional listener that authenticates clients with SCRAM (users are
+            # added below); brokers and the controller keep talking PLAINTEXT.
+            jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            props["listeners"] += f",SASL_PLAINTEXT://{host}:{sasl_port}"
+            props["advertised.listeners"] += f",SASL_PLAINTEXT://{host}:{sasl_port}"
+            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+            for mechanism in ("scram-sha-256", "scram-sha-512"):
+                props[f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config"] = jaas
         config = home / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         log4j = home / "log4j2.properties"
@@ -255,6 +271,27 @@ class LocalRuntime:
             marker=marker,
         )
         self._wait_healthy("kafka", proc, popen, timeout)
+        for user, password in sasl_users if sasl_port else ():
+            self._add_scram_user(base, f"{host}:{port}", user, password)
+
+    def _add_scram_user(self, base: list[str], bootstrap: str, user: str, password: str) -> None:
+        """Create or update a SCRAM user (both SHA-256 and SHA-512) with Kafka's tool."""
+        if any(c in password for c in ",[]="):
+            raise LocalRuntimeError(
+                f"the local SASL password of {user!r} may not contain , [ ] or ="
+            )
+        # One mechanism per call: the broker refuses two changes of one user at once.
+        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            result = subprocess.run(
+                [*base, "kafka.admin.ConfigCommand", "--bootstrap-server", bootstrap, "--alter",
+                 "--entity-type", "users", "--entity-name", user,
+                 "--add-config", f"{mechanism}=[password={password}]"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if result.returncode != 0:
+                output = (result.stdout + result.stderr).replace(password, "***")
+                raise LocalRuntimeError(f"adding the SCRAM user {user!r} failed:\n{output[-2000:]}")
+        log.info("Kafka SASL user %r ready on the SASL_PLAINTEXT listener", user)
 
     def _kafka_libs(self) -> Path:
         libs = self.root / "kafka" / "libs"

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from pipeline.kafka_connection import KafkaConnection, as_connection
 from pipeline.recording.format import RecordedMessage, RecordingWriter
 from pipeline.recording.times import OffsetRanges
 from pipeline.topics import partitions_of
@@ -23,7 +24,7 @@ def tool_version() -> str:
 
 
 async def record_topics(
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     topics: list[str],
     out: Path,
     *,
@@ -34,13 +35,16 @@ async def record_topics(
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Record what the topics hold now (within the bounds given); returns the trailer."""
-    partitions = {t: await partitions_of(bootstrap, t) for t in topics}
+    connection = as_connection(kafka)
+    partitions = {t: await partitions_of(connection, t) for t in topics}
     missing = [t for t, ps in partitions.items() if not ps]
     if missing:
         raise ValueError(f"no such topic: {', '.join(missing)}")
     tps = [TopicPartition(t, p) for t in topics for p in partitions[t]]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
+        **connection.client_options(),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
     )
     await consumer.start()
     try:
@@ -71,7 +75,7 @@ async def record_topics(
         if on_start:
             on_start(sum(max(0, end[tp] - start[tp]) for tp in tps))
         source = {
-            "bootstrap": bootstrap,
+            "bootstrap": connection.bootstrap,
             "topics": {t: {"partitions": len(partitions[t])} for t in topics},
             "from_time_ms": from_time_ms,
             "until_time_ms": until_time_ms,

@@ -11,6 +11,7 @@ from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline.kafka_connection import KafkaConnection, as_connection
 from pipeline.recording.format import RecordingError, RecordingReader
 from pipeline.topics import partitions_of
 
@@ -27,7 +28,7 @@ class ReplaySummary:
 
 async def replay_recording(
     path: Path,
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     *,
     topic_map: dict[str, str] | None = None,
     speed: float = 0.0,
@@ -48,7 +49,7 @@ async def replay_recording(
         targets = {t: (topic_map or {}).get(t, t) for t in reader.topics}
         if partitioning == "original":
             for source, target in targets.items():
-                have = len(await partitions_of(bootstrap, target))
+                have = len(await partitions_of(kafka, target))
                 need = reader.header["source"]["topics"][source]["partitions"]
                 if have < need:
                     raise ValueError(
@@ -58,7 +59,7 @@ async def replay_recording(
         if on_start:
             on_start(None)
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **as_connection(kafka).client_options(),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

@@ -78,7 +78,12 @@ def connect(
     if served is not None:
         # The local front speaks uncompressed HTTP only.
         return clickhouse_connect.get_client(
-            dsn=served, database=database, compress=False, **sessionless
+            dsn=served,
+            database=database,
+            compress=False,
+            username=settings.clickhouse_user,
+            password=password,
+            **sessionless,
         )
     if url.startswith("chdb://"):
         if not embedded_fallback and url != "chdb://memory":
@@ -93,8 +98,10 @@ def connect(
         port=parts.port,
         secure=parts.scheme == "https",
         username=parts.username or settings.clickhouse_user,
-        password=parts.password or password,
+        password=password,
         database=database,
+        verify=settings.clickhouse_verify,
+        ca_cert=str(settings.clickhouse_ca_file) if settings.clickhouse_ca_file else None,
         **sessionless,
     )
 

@@ -147,9 +147,7 @@ class PipelineNamespace:
         return int(self.scalar("SELECT count() FROM scored_events_dedup"))
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return asyncio.run(
-            read_dead_letters(self.settings.kafka_bootstrap, self.settings.dead_letter_topic)
-        )
+        return asyncio.run(read_dead_letters(self.settings.kafka, self.settings.dead_letter_topic))
 
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts in ClickHouse (one per alert_id), evidence parsed, by event time."""
@@ -165,9 +163,7 @@ class PipelineNamespace:
 
     def alert_messages(self) -> list[dict[str, Any]]:
         """Every message on the alerts topic, duplicates included, in offset order."""
-        return asyncio.run(
-            read_topic_json(self.settings.kafka_bootstrap, self.settings.alerts_topic)
-        )
+        return asyncio.run(read_topic_json(self.settings.kafka, self.settings.alerts_topic))
 
     def dead_values(self) -> list[bytes]:
         return [base64.b64decode(d["value_b64"]) for d in self.dead_letters()]
@@ -196,10 +192,10 @@ class PipelineNamespace:
         tps = [
             TopicPartition(topic, p)
             for topic in s.consumed_topics
-            for p in await partitions_of(s.kafka_bootstrap, topic)
+            for p in await partitions_of(s.kafka, topic)
         ]
-        consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap)
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        consumer = AIOKafkaConsumer(**s.kafka.client_options())
+        admin = AIOKafkaAdminClient(**s.kafka.client_options())
         await consumer.start()
         await admin.start()
         try:
@@ -248,7 +244,7 @@ class PipelineNamespace:
         summary = asyncio.run(
             replay_recording(
                 recording,
-                self.settings.kafka_bootstrap,
+                self.settings.kafka,
                 topic_map=topic_map,
                 speed=speed,
                 partitioning="key",

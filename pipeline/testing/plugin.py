@@ -18,6 +18,10 @@ from pipeline.local.runtime import LocalRuntime
 from pipeline.settings import Settings
 from pipeline.testing.harness import PipelineNamespace
 
+# The session runtime's SASL user (a test credential on a loopback-only broker).
+TEST_KAFKA_USER = "moodpipe-test"
+TEST_KAFKA_PASSWORD = "kafka-test-pw-5f2c9e"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -37,6 +41,9 @@ def moodpipe_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
         "MOODPIPE_TRITON_METRICS_PORT": str(free_port()),
         "MOODPIPE_CLICKHOUSE_LOCAL_PORT": str(free_port()),
         "MOODPIPE_CLICKHOUSE_URL": "",
+        # A SCRAM listener next to the PLAINTEXT one, for tests of authenticated Kafka.
+        "MOODPIPE_LOCAL_KAFKA_SASL_PORT": str(free_port()),
+        "MOODPIPE_LOCAL_KAFKA_SASL_USERS": f"{TEST_KAFKA_USER}:{TEST_KAFKA_PASSWORD}",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -6,18 +6,19 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline.kafka_connection import KafkaConnection, as_connection
 from pipeline.traffic.generate import SampleRecord
 
 
 async def produce(
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     topic: str,
     records: Sequence[SampleRecord],
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Produce all records and wait until the broker has acknowledged every one."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **as_connection(kafka).client_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
