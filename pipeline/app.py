@@ -35,6 +35,7 @@ from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.logs import summarise_repeats
 from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import RecordValidator
+from pipeline.redaction import Redactor
 from pipeline.retry import retry
 from pipeline.settings import Settings, load_settings
 from pipeline.sink.buffer import StorageBuffer
@@ -215,7 +216,29 @@ async def _build_stages(source: str) -> ScoringStages:
         _writer,
         _storage_buffer(),
         data_attempts=settings.poison_attempts,
+        redactor=await _redactor(),
     )
+
+
+_redactor_lock = asyncio.Lock()
+_redactor_made: list[Redactor | None] = []
+
+
+async def _redactor() -> Redactor | None:
+    """One per worker, shared by the agents; loaded off the event loop (~1-2 s)."""
+    async with _redactor_lock:
+        if not _redactor_made:
+            made = None
+            if settings.pii_redaction != "off":
+                made = await asyncio.to_thread(
+                    Redactor,
+                    settings.pii_redaction,
+                    hash_key=settings.pii_hash_key.get_secret_value().encode(),
+                    entities=tuple(e.strip() for e in settings.pii_entities.split(",") if e),
+                    spacy_model=settings.pii_spacy_model,
+                )
+            _redactor_made.append(made)
+        return _redactor_made[0]
 
 
 def _raw_record(event: Any) -> RawRecord:

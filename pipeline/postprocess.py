@@ -11,12 +11,13 @@ import numpy as np
 from pipeline.emotions import LABELS, SENTIMENT_GROUPS, group_scores
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.records.models import InputRecord, SocialPost
+from pipeline.redaction import Redactor
 
 # Column order of scored_events as written by the sink (inserted_at has a default).
 COLUMNS: tuple[str, ...] = (
     "event_id", "source", "brand", "brands", "platform", "author", "customer_id",
     "customer_tier", "product", "channel", "priority", "lang", "subject", "text",
-    "created_at", "produced_at", "scored_at", *LABELS, "top_emotion", "top_score",
+    "pii_redacted", "created_at", "produced_at", "scored_at", *LABELS, "top_emotion", "top_score",
     "labels", "ekman", "sentiment", "sentiment_score", "model_name", "model_version",
     "source_topic", "source_partition", "source_offset",
 )  # fmt: skip
@@ -69,8 +70,9 @@ def scored_row(
     position: KafkaPosition,
     model: ModelInfo,
     scored_at: datetime,
+    redactor: Redactor | None = None,
 ) -> list[Any]:
-    """Row i of a batch's predictions as a scored_events row."""
+    """Row i of a batch's predictions as a scored_events row, its text redacted."""
     probs = predictions.probabilities[i]
     summary = {
         **summarise(probs),
@@ -92,7 +94,14 @@ def scored_row(
             "channel": record.channel, "priority": record.priority,
             "subject": record.subject, "text": record.body,
         }  # fmt: skip
+    redacted = 0
+    if redactor is not None:
+        text = redactor.redact(fields["text"])
+        subject = redactor.redact(fields["subject"])
+        fields["text"], fields["subject"] = text.text, subject.text
+        redacted = text.spans + subject.spans
     values: dict[str, Any] = {
+        "pii_redacted": redacted,
         "event_id": record.id,
         "source": record.source,
         "lang": record.lang,

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from pipeline.redaction import DEFAULT_ENTITIES, RedactionMode
 from pipeline.triton_connection import TritonTLS
 
 
@@ -110,6 +111,14 @@ class Settings(BaseSettings):
     # Days to keep raw text (text, subject, author) of scored events; 0 keeps it.
     # Rollups and scores stay (privacy: the words go, the analytics remain).
     raw_text_ttl_days: int = Field(default=0, ge=0)
+    # PII redaction (pipeline/redaction.py) of stored and published text: off, mask
+    # (<EMAIL_ADDRESS>) or hash (<EMAIL_ADDRESS:digest>, keyed by pii_hash_key). The
+    # model always scores the original; the dead-letter topic keeps original bytes.
+    pii_redaction: RedactionMode = "mask"
+    pii_hash_key: SecretStr = SecretStr("")
+    pii_entities: str = ",".join(DEFAULT_ENTITIES)
+    # An installed spaCy NER model (e.g. en_core_web_lg) adds person names.
+    pii_spacy_model: str = ""
     bind_host: str = "127.0.0.1"
 
     # Inference.
@@ -176,6 +185,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Settings:
+        if self.pii_redaction == "hash" and not self.pii_hash_key.get_secret_value():
+            raise ValueError("pii_redaction=hash needs MOODPIPE_PII_HASH_KEY (a secret)")
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_username and self.kafka_password.get_secret_value()
         ):

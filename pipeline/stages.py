@@ -27,6 +27,7 @@ from pipeline.isolation import isolate
 from pipeline.postprocess import KafkaPosition, scored_message, scored_row
 from pipeline.records import RecordValidator, Rejected
 from pipeline.records.models import InputRecord, RejectCode
+from pipeline.redaction import Redactor
 from pipeline.sink.buffer import StorageBuffer
 from pipeline.sink.clickhouse import ClickHouseSink
 
@@ -92,6 +93,7 @@ class ScoringStages:
         buffer: StorageBuffer[_Row] | None = None,
         *,
         data_attempts: int = 3,
+        redactor: Redactor | None = None,
     ) -> None:
         self.source = source
         self.validator = validator
@@ -99,6 +101,7 @@ class ScoringStages:
         self.writer = writer
         self.buffer = buffer
         self.data_attempts = data_attempts
+        self.redactor = redactor
 
     async def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """Returns only when every record is in ClickHouse or on the dead-letter topic."""
@@ -169,7 +172,13 @@ class ScoringStages:
             for i, item in enumerate(part):
                 try:
                     row = scored_row(
-                        item.record, predictions, i, item.raw.position, model, scored_at
+                        item.record,
+                        predictions,
+                        i,
+                        item.raw.position,
+                        model,
+                        scored_at,
+                        self.redactor,
                     )
                 except Exception as exc:  # noqa: BLE001 - this record's output is unusable
                     letters.append(_poison("poison_postprocess", item.raw, exc))

@@ -38,6 +38,7 @@ def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
         "001_scored_events.sql",
         "002_alerts.sql",
         "003_rollups.sql",
+        "004_pii_redacted.sql",
     ]
     assert apply_migrations(engine, "mp_schema") == []
     columns = [r[0] for r in engine.query("DESCRIBE TABLE mp_schema.scored_events").result_rows]

@@ -22,14 +22,15 @@ from pipeline.records.typed import conforms
 from pipeline.records.validate import _validator
 from pipeline.traffic import bad_records, sample_posts, sample_tickets
 
+# Sample records are made at NOW too: the accepted created_at window is relative.
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _corpus() -> list[tuple[str, bytes]]:
-    corpus = [("post", r.value) for r in sample_posts(60) + bad_records("post")]
-    corpus += [("ticket", r.value) for r in sample_tickets(60) + bad_records("ticket")]
-    post = json.loads(sample_posts(1)[0].value)
-    ticket = json.loads(sample_tickets(1)[0].value)
+    corpus = [("post", r.value) for r in sample_posts(60, now=NOW) + bad_records("post")]
+    corpus += [("ticket", r.value) for r in sample_tickets(60, now=NOW) + bad_records("ticket")]
+    post = json.loads(sample_posts(1, now=NOW)[0].value)
+    ticket = json.loads(sample_tickets(1, now=NOW)[0].value)
     variants = [
         {"id": ""}, {"id": "x" * 129}, {"id": 5}, {"brands": []}, {"brands": ["a", "a"]},
         {"brands": ["x" * 65]}, {"brands": [""]}, {"brands": ["b"] * 21}, {"platform": ""},

@@ -139,8 +139,14 @@ class Handler(BaseHTTPRequestHandler):
         encoding = self.headers.get("Content-Encoding", "").lower()
         if encoding in ("gzip", "deflate"):
             body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
+        elif encoding == "lz4":  # clickhouse-connect's default against http(s):// URLs
+            import lz4.frame
+
+            body = lz4.frame.decompress(body)
         elif encoding not in ("", "identity"):
-            self._error(415, f"Content-Encoding {encoding} is not supported here; use gzip or none")
+            self._error(
+                415, f"Content-Encoding {encoding} is not supported here; use lz4, gzip or none"
+            )
             return
         form: dict[str, str] = {}
         if self.headers.get_content_type() == "multipart/form-data":

@@ -9,6 +9,7 @@ directory, so when the local runtime serves PATH over HTTP (it writes
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -100,10 +101,29 @@ def connect(
         username=parts.username or settings.clickhouse_user,
         password=password,
         database=database,
-        verify=settings.clickhouse_verify,
-        ca_cert=str(settings.clickhouse_ca_file) if settings.clickhouse_ca_file else None,
+        **_tls_options(settings),
         **sessionless,
     )
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    ca_file = str(settings.clickhouse_ca_file) if settings.clickhouse_ca_file else None
+    if ca_file is None and settings.clickhouse_verify:
+        return {}
+    return {"pool_mgr": _tls_pool(ca_file, settings.clickhouse_verify)}
+
+
+@functools.cache
+def _tls_pool(ca_file: str | None, verify: bool) -> Any:
+    """One shared connection pool per CA file, owned by this module.
+
+    Why not clickhouse-connect's `ca_cert=`: it then creates a pool of its own and
+    closes it with the client, through a lock that urllib3-future (installed as
+    `urllib3` by grafana-client's niquests) does not have: every close raised.
+    """
+    from clickhouse_connect.driver import httputil
+
+    return httputil.get_pool_manager(ca_cert=ca_file, verify=verify)
 
 
 def migration_files() -> list[Path]:
