@@ -689,9 +689,22 @@ def bench_model(seconds: float, json_out: str | None) -> None:
     help="the pipeline's own ceiling: constant-output emotion_null model, alerting on/off, "
     "CPU per process, two workers",
 )
-def bench(events: int, batch_size: int | None, json_out: str | None, null_model: bool) -> None:
+@click.option(
+    "--redaction",
+    is_flag=True,
+    help="PII redaction only: precision/recall on bench/data/pii_labelled.jsonl, µs per event",
+)
+def bench(
+    events: int, batch_size: int | None, json_out: str | None, null_model: bool, redaction: bool
+) -> None:
     """Pipeline vs model-only throughput, and produce-to-visible latency."""
     from pipeline.bench import run_bench, run_null_bench
+
+    if redaction:
+        from pipeline.bench_redaction import run_redaction_bench
+
+        run_redaction_bench(json_out, console)
+        return
 
     run = run_null_bench if null_model else run_bench
     run(load_settings(), events, batch_size, json_out, console)

@@ -19,6 +19,9 @@ import hashlib
 import hmac
 import logging
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +40,13 @@ MIN_SCORE = 0.4
 _CANDIDATE = re.compile(r"[0-9@:]")
 
 log = logging.getLogger("moodpipe.redaction")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    kind: str  # EMAIL_ADDRESS, PHONE_NUMBER, ...
+    start: int
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,22 +76,26 @@ class Redactor:
         self.entities = [e for e in entities if e != "PERSON" or self.names]
         self._analyzer = _analyzer(spacy_model, language, self.entities) if mode != "off" else None
 
-    def redact(self, text: str) -> Redacted:
+    def find(self, text: str) -> list[Span]:
+        """The PII spans of a text, left to right, none overlapping."""
         if self._analyzer is None or not text:
-            return Redacted(text, 0)
+            return []
         if not self.names and not _CANDIDATE.search(text):
-            return Redacted(text, 0)
+            return []
         found = self._analyzer.analyze(
             text, language=self.language, entities=self.entities, score_threshold=MIN_SCORE
         )
-        spans = _non_overlapping(found)
+        return [Span(r.entity_type, r.start, r.end) for r in _non_overlapping(found)]
+
+    def redact(self, text: str) -> Redacted:
+        spans = self.find(text)
         if not spans:
             return Redacted(text, 0)
         out = []
         end = len(text)
         for span in reversed(spans):  # right to left keeps earlier offsets valid
             out.append(text[span.end : end])
-            out.append(self._replacement(span.entity_type, text[span.start : span.end]))
+            out.append(self._replacement(span.kind, text[span.start : span.end]))
             end = span.start
         out.append(text[:end])
         return Redacted("".join(reversed(out)), len(spans))
@@ -103,19 +117,43 @@ def _non_overlapping(found: list[Any]) -> list[Any]:
     return sorted(chosen, key=lambda r: r.start)
 
 
+@contextmanager
+def _without_optional_ml_imports() -> Iterator[None]:
+    """Presidio and spaCy's thinc import torch and transformers when installed (for
+    NLP engines we do not use): 4-5 s of start-up per worker where the `train` extra
+    is installed. While they load, those two read as absent (they handle that); any
+    later import of them works as usual."""
+    blocked = [m for m in ("torch", "transformers") if m not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
 def _analyzer(spacy_model: str, language: str, entities: list[str]) -> Any:
     _offline_public_suffixes()
-    import spacy
-    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        EmailRecognizer,
-        IbanRecognizer,
-        IpRecognizer,
-        PhoneRecognizer,
-        SpacyRecognizer,
-    )
+    with _without_optional_ml_imports():
+        import spacy
+        from presidio_analyzer import (
+            AnalyzerEngine,
+            Pattern,
+            PatternRecognizer,
+            RecognizerRegistry,
+        )
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+            SpacyRecognizer,
+        )
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
 
     if spacy_model:
         engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": spacy_model}])

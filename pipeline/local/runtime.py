@@ -254,7 +254,16 @@ class LocalRuntime:
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                # "=": a base64 id may start with "-", which a separate argument would make
+                # an option (1 start in 64 failed that way).
+                [
+                    *base,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(config),
+                ],
                 capture_output=True,
                 text=True,
             )
