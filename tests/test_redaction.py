@@ -112,6 +112,8 @@ def test_stored_published_and_alerted_text_is_redacted(tmp_path: Path, runtime) 
             assert "<CREDIT_CARD>" in row["text"] and "<PHONE_NUMBER>" in row["text"]
             assert row["subject"].startswith("Refund to <EMAIL_ADDRESS>")
             assert "4111" not in row["text"] + row["subject"]
+        # The dashboard's rollup counts them once each.
+        assert ns.query("SELECT sum(spans), sum(events_with_pii) FROM pii_minute") == [(9, 3)]
         # Scored on the original: redaction happens after the model, so the scores
         # match a direct score of the same (unredacted) text.
         assert max(r["anger"] for r in rows) > 0.05

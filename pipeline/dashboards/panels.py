@@ -269,6 +269,18 @@ ORDER BY time, error""",
             ("time", "error", "dead_letters"),
         ),
         PanelSpec(
+            "PII redacted (spans, and share of events with any)", "timeseries",
+            f"""SELECT $__timeInterval(minute) AS time, sum(spans) AS spans,
+       sum(events_with_pii) / greatest(sum(events), 1) AS share_with_pii
+FROM pii_minute
+WHERE $__timeFilter(minute) AND {SOURCES}
+GROUP BY time
+ORDER BY time""",
+            ("time", "spans", "share_with_pii"),
+            description="E-mail addresses, phone and card numbers, IBANs, IPs and URLs "
+            "with credentials replaced before storage (MOODPIPE_PII_REDACTION).",
+        ),
+        PanelSpec(
             "Re-delivered events (after crashes and replays)", "timeseries",
             f"""SELECT $__timeInterval(minute) AS time, sum(redelivered) AS redelivered
 FROM pipeline_minute
