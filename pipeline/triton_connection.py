@@ -17,12 +17,17 @@ class TritonTLS:
     key_file: Path | None = None
 
     def client_options(self) -> dict[str, Any]:
-        def read(path: Path | None) -> bytes | None:
-            return path.read_bytes() if path else None
+        """Keyword arguments for tritonclient's gRPC clients (which take file paths).
 
+        Missing files raise here, at start-up: a configuration error must not be
+        retried as if Triton were down."""
+        for what, path in (("CA", self.ca_file), ("certificate", self.cert_file),
+                           ("key", self.key_file)):  # fmt: skip
+            if path is not None and not path.is_file():
+                raise FileNotFoundError(f"Triton TLS {what} file {path} does not exist")
         return {
             "ssl": True,
-            "root_certificates": read(self.ca_file),
-            "private_key": read(self.key_file),
-            "certificate_chain": read(self.cert_file),
+            "root_certificates": str(self.ca_file) if self.ca_file else None,
+            "private_key": str(self.key_file) if self.key_file else None,
+            "certificate_chain": str(self.cert_file) if self.cert_file else None,
         }

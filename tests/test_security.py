@@ -217,3 +217,51 @@ def test_no_secret_reaches_logs_letters_alerts_or_notifications(
     finally:
         webhook.close()
         grafana.close()
+
+
+def test_triton_grpc_over_tls(tmp_path: Path, runtime: LocalRuntime) -> None:
+    """A second, real tritonserver serving only the near-free model over gRPC TLS."""
+    from pipeline.inference.triton_client import TritonEmotionClient
+    from pipeline.resources import triton_models_dir
+    from pipeline.triton_connection import TritonTLS
+
+    cert, key = _self_signed(tmp_path)
+    binary, backends, env = runtime._triton_install()
+    grpc, http, metrics = free_port(), free_port(), free_port()
+    server = subprocess.Popen(
+        [str(binary), f"--model-repository={triton_models_dir()}",
+         f"--backend-directory={backends}", "--model-control-mode=explicit",
+         "--load-model=emotion_null", "--http-address=127.0.0.1", f"--http-port={http}",
+         "--grpc-address=127.0.0.1", f"--grpc-port={grpc}", f"--metrics-port={metrics}",
+         "--allow-metrics=false", "--grpc-use-ssl=true", f"--grpc-server-cert={cert}",
+         f"--grpc-server-key={key}", "--exit-timeout-secs=5"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    async def score(tls: TritonTLS | None) -> list[str]:
+        client = TritonEmotionClient(
+            f"127.0.0.1:{grpc}", "emotion_null", tls=tls, max_backoff=0.5, timeout=10
+        )
+        try:
+            return list((await client.score(["TLS works"])).sentiment)
+        finally:
+            await client.close()
+
+    try:
+        import urllib.request
+
+        def ready() -> bool:
+            try:
+                url = f"http://127.0.0.1:{http}/v2/models/emotion_null/ready"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, 120, "the TLS tritonserver")
+        assert asyncio.run(score(TritonTLS(ca_file=cert))) == ["neutral"]
+        with pytest.raises(Exception):  # noqa: B017 - plaintext to a TLS port fails, any way
+            asyncio.run(asyncio.wait_for(score(None), 15))
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -36,6 +36,8 @@ class TritonEmotionClient:
     ) -> None:
         self.url = url
         self.tls = tls
+        # Read now: a missing certificate is a setup error, never an outage to retry.
+        self._tls_options = tls.client_options() if tls else {}
         self.threshold_override = threshold_override
         self.model_name = model_name
         self.timeout = timeout
@@ -48,8 +50,7 @@ class TritonEmotionClient:
 
     def _connection(self) -> grpcclient.InferenceServerClient:
         if self._client is None:
-            options = self.tls.client_options() if self.tls else {}
-            self._client = grpcclient.InferenceServerClient(self.url, **options)
+            self._client = grpcclient.InferenceServerClient(self.url, **self._tls_options)
         return self._client
 
     async def _reset(self, _exc: BaseException) -> None:
