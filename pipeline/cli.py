@@ -64,6 +64,12 @@ def worker(faust_args: tuple[str, ...]) -> None:
     # Refused credentials never heal by waiting: stop now with the reason, instead of
     # Faust reconnecting forever. A broker that does not answer is waited out.
     _require_kafka(settings, outage_ok=True)
+    try:  # TLS files: a setup error, reported now rather than retried as an outage
+        if settings.triton_tls_options:
+            settings.triton_tls_options.client_options()
+    except OSError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
     try:
         seeded = asyncio.run(
             seed_committed_offsets(settings.kafka, settings.app_id, settings.consumed_topics)
