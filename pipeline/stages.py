@@ -69,6 +69,15 @@ def _letter(rejected: Rejected, raw: RawRecord) -> Letter:
     return (rejected, raw.key, raw.value, raw.position)
 
 
+def _reason_redacted(letter: Letter, redactor: Redactor) -> Letter:
+    rejected, key, value, position = letter
+    try:
+        reason = redactor.redact(rejected.reason).text
+    except Exception:  # noqa: BLE001 - never lose a dead letter over its reason
+        reason = rejected.reason
+    return (Rejected(rejected.code, reason), key, value, position)
+
+
 def _poison(code: RejectCode, raw: RawRecord, exc: BaseException) -> Letter:
     stage = code.removeprefix("poison_")
     reason = (f"{stage} failed for this record alone, while the service worked for "
@@ -126,6 +135,10 @@ class ScoringStages:
                 self.inference.model_info(), self._infer(good, letters)
             )
             rows = self._rows(parts, model, letters)
+        if self.redactor is not None and letters:
+            # A reason may quote the record (a schema error shows the bad value); the
+            # log and the dead_letters table get it redacted, the topic keeps the bytes.
+            letters = [_reason_redacted(letter, self.redactor) for letter in letters]
         await self.writer.dead_letter(letters)
         if self.buffer is not None:
             stored: Awaitable[object] = self.buffer.submit(rows)

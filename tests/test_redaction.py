@@ -98,10 +98,13 @@ def test_stored_published_and_alerted_text_is_redacted(tmp_path: Path, runtime) 
     bad = SampleRecord(
         b"bad", b'{"id": "pii-bad", "body": "card 4111 1111 1111 1111"', "invalid_json"
     )
+    # A schema error quotes the bad value: the reason is redacted, the bytes are kept.
+    typo = json.loads(tickets[0].value) | {"id": "pii-typo", "priority": "jane@example.com"}
+    wrong = SampleRecord(b"typo", json.dumps(typo).encode(), "schema")
     with Namespace.create(tmp_path) as ns:  # the default: mask
         assert ns.settings.pii_redaction == "mask"
         s = ns.settings
-        asyncio.run(produce(s.kafka, s.tickets_topic, [*tickets, bad]))
+        asyncio.run(produce(s.kafka, s.tickets_topic, [*tickets, bad, wrong]))
         ns.start_worker()
         wait_until(lambda: ns.landed() >= len(tickets), 180, "the tickets to land")
         ns.wait_caught_up(120)
@@ -126,5 +129,10 @@ def test_stored_published_and_alerted_text_is_redacted(tmp_path: Path, runtime) 
         assert all("4111" not in json.dumps(a, default=str) for a in alerts)
         assert "<CREDIT_CARD>" in json.dumps([a["evidence"] for a in alerts], default=str)
         # The dead letter keeps the original bytes: that is its job.
-        letters = ns.dead_letters()
-        assert [base64.b64decode(d["value_b64"]) for d in letters] == [bad.value]
+        letters = sorted(ns.dead_letters(), key=lambda d: d["error"])
+        assert [base64.b64decode(d["value_b64"]) for d in letters] == [bad.value, wrong.value]
+        assert "<EMAIL_ADDRESS>" in letters[1]["reason"] and "jane@" not in letters[1]["reason"]
+        stored = ns.query("SELECT reason FROM dead_letters")
+        assert len(stored) == 2 and not any("jane@" in r[0] for r in stored)
+        log = next(tmp_path.glob("worker-*.log")).read_text(errors="replace")
+        assert "jane@example.com" not in log
