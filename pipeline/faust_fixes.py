@@ -108,12 +108,75 @@ class InFlight:
 IDLE_CHECKS = 4  # checks running (20 s at the worker's 5 s) before an idle lag counts
 
 
+class BrokerOffsets:
+    """Offsets asked of the broker, for what Faust's consumer does not know yet (its
+    consumer thread owns the aiokafka consumer, so the calls run there)."""
+
+    async def committed(self, consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        thread = consumer._thread
+        client = thread._ensure_consumer()
+        found: dict[Any, int] = {}
+        for tp in tps:
+            offset = await thread.call_thread(client.committed, tp)
+            if offset is not None and offset >= 0:
+                found[tp] = offset
+        return found
+
+    async def ends(self, consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        return dict(await consumer.highwaters(*tps))
+
+
 class StallGuard:
-    def __init__(self, in_flight: InFlight) -> None:
+    def __init__(self, in_flight: InFlight, broker: BrokerOffsets | None = None) -> None:
         self.in_flight = in_flight
+        self.broker = broker or BrokerOffsets()
         self._suspects: set[TPKey] = set()
         self._idle: dict[TPKey, tuple[int, int]] = {}  # tp -> (committed, checks seen idle)
+        # What Faust does not know of a partition it was just given (see _learn).
+        self._committed_from_broker: dict[TPKey, int] = {}
+        self._ends_from_broker: dict[TPKey, int] = {}
         self.reseeks = 0
+
+    async def _learn(self, consumer: Any) -> None:
+        """Faust knows a partition's committed offset only once it has committed it
+        itself, and its end only once it has fetched from it. A partition just taken
+        over from a dead worker has neither until its first batch, which never comes
+        when its records were dropped or never fetched (the bug `idle` is for): `idle`
+        was blind exactly there (seen in CI: after a takeover two partitions stayed
+        unread for good). Ask the broker for those."""
+        assigned = consumer.assignment()
+        keys = {(tp.topic, tp.partition) for tp in assigned}
+        self._committed_from_broker = {
+            k: v for k, v in self._committed_from_broker.items() if k in keys
+        }
+        unknown = [
+            tp
+            for tp in assigned
+            if consumer._committed_offset.get(tp) is None
+            and (tp.topic, tp.partition) not in self._committed_from_broker
+        ]
+        unfetched = [tp for tp in assigned if consumer.highwater(tp) is None]
+        try:
+            if unknown:
+                for tp, offset in (await self.broker.committed(consumer, unknown)).items():
+                    self._committed_from_broker[(tp.topic, tp.partition)] = offset
+            ends = await self.broker.ends(consumer, unfetched) if unfetched else {}
+        except Exception as exc:  # noqa: BLE001 - a safety net; try again next check
+            log.debug("could not read offsets from the broker: %s", exc)
+            return
+        self._ends_from_broker = {(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    def _committed(self, consumer: Any, tp: Any) -> int | None:
+        committed = consumer._committed_offset.get(tp)
+        if committed is not None:
+            return int(committed)
+        return self._committed_from_broker.get((tp.topic, tp.partition))
+
+    def _end(self, consumer: Any, tp: Any) -> int | None:
+        end = consumer.highwater(tp)
+        if end is not None:
+            return int(end)
+        return self._ends_from_broker.get((tp.topic, tp.partition))
 
     def idle(self, consumer: Any) -> dict[Any, int]:
         """Partitions with records waiting that nothing has touched for IDLE_CHECKS checks.
@@ -128,8 +191,8 @@ class StallGuard:
         seen: dict[TPKey, tuple[int, int]] = {}
         for tp in consumer.assignment():
             key = (tp.topic, tp.partition)
-            committed = consumer._committed_offset.get(tp)
-            highwater = consumer.highwater(tp)
+            committed = self._committed(consumer, tp)
+            highwater = self._end(consumer, tp)
             if (
                 committed is None
                 or highwater is None
@@ -195,6 +258,7 @@ class StallGuard:
             log.info("dropped %d repeated or stale entries from the consumer's acks", dropped)
         for tp, offset in self.stalled(consumer).items():
             await self._reread(consumer, tp, offset, "was skipped and never processed")
+        await self._learn(consumer)
         for tp, offset in self.idle(consumer).items():
             await self._reread(consumer, tp, offset, "waits but nothing was delivered")
 

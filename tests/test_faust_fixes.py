@@ -115,3 +115,49 @@ def test_a_batch_held_too_long_no_longer_shields_its_partition() -> None:
             asyncio.run(guard.check(consumer))
         assert consumer.seeks == [(TP, 117)]
         assert stuck.lowest(TP.topic, TP.partition) == 117  # commits still respect it
+
+
+class FakeBroker:
+    """What the broker knows of a partition Faust was just given."""
+
+    def __init__(self, committed: int, end: int, fail: bool = False) -> None:
+        self.committed_offset, self.end, self.fail = committed, end, fail
+        self.asked: list[str] = []
+
+    async def committed(self, consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        self.asked.append("committed")
+        if self.fail:
+            raise ConnectionError("broker gone")
+        return {tp: self.committed_offset for tp in tps}
+
+    async def ends(self, consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        self.asked.append("ends")
+        return {tp: self.end for tp in tps}
+
+
+class TakenOver(Consumer):
+    """A partition just taken over: Faust has neither committed it nor fetched it."""
+
+    def __init__(self) -> None:
+        super().__init__(committed=0, acked=[])
+        self._committed_offset[TP] = None
+
+    def highwater(self, tp: Any) -> Any:
+        return None
+
+
+def test_a_taken_over_partition_that_is_never_read_is_reread_from_the_group_offset() -> None:
+    consumer, broker = TakenOver(), FakeBroker(committed=32, end=300)
+    guard = StallGuard(InFlight(), broker)  # type: ignore[arg-type]
+    for _ in range(IDLE_CHECKS):
+        asyncio.run(guard.check(consumer))
+    assert consumer.seeks == [(TP, 32)]
+    assert broker.asked.count("committed") == 1  # learned once, not every check
+
+
+def test_the_broker_not_answering_leaves_the_guard_quiet() -> None:
+    consumer = TakenOver()
+    guard = StallGuard(InFlight(), FakeBroker(32, 300, fail=True))  # type: ignore[arg-type]
+    for _ in range(2 * IDLE_CHECKS):
+        asyncio.run(guard.check(consumer))
+    assert consumer.seeks == []
