@@ -206,7 +206,11 @@ def _phone_recognizer(base: Any, language: str) -> Any:
                 return []
             return super().analyze(text, entities, nlp_artifacts)
 
-    return PhoneWithDigits(supported_language=language)
+    # Leniency 2 (phonenumbers' STRICT_GROUPING): the digits must be grouped the way
+    # numbers are written in their region. It drops ids such as "2026-000123" that
+    # the default (1, VALID) took for phone numbers, and kept every written phone
+    # format tried (dots, brackets, slashes, spaces, +country, 00country).
+    return PhoneWithDigits(supported_language=language, leniency=2)
 
 
 def _url_credentials(pattern: Any, recognizer: Any, language: str) -> Any:
