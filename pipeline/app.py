@@ -234,7 +234,7 @@ async def _redactor() -> Redactor | None:
                     Redactor,
                     settings.pii_redaction,
                     hash_key=settings.pii_hash_key.get_secret_value().encode(),
-                    entities=tuple(e.strip() for e in settings.pii_entities.split(",") if e),
+                    entities=settings.pii_entity_list,
                     spacy_model=settings.pii_spacy_model,
                 )
             _redactor_made.append(made)

@@ -70,6 +70,16 @@ def worker(faust_args: tuple[str, ...]) -> None:
     except OSError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         sys.exit(2)
+    import importlib.util
+
+    name_model = settings.pii_spacy_model
+    if name_model and settings.pii_redaction != "off" and not importlib.util.find_spec(name_model):
+        # Found at start, not when the first agent builds its stages (an agent crash).
+        console.print(
+            f"[red]MOODPIPE_PII_SPACY_MODEL: spaCy model {name_model!r} is not installed[/red]",
+            highlight=False,
+        )
+        sys.exit(2)
     try:
         seeded = asyncio.run(
             seed_committed_offsets(settings.kafka, settings.app_id, settings.consumed_topics)

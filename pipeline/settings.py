@@ -185,6 +185,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Settings:
+        unknown = set(self.pii_entity_list) - set(DEFAULT_ENTITIES)
+        if unknown:
+            raise ValueError(
+                f"MOODPIPE_PII_ENTITIES: unknown {sorted(unknown)}; "
+                f"choose from {', '.join(DEFAULT_ENTITIES)}"
+            )
         if self.pii_redaction == "hash" and not self.pii_hash_key.get_secret_value():
             raise ValueError("pii_redaction=hash needs MOODPIPE_PII_HASH_KEY (a secret)")
         if self.kafka_security_protocol.startswith("SASL") and not (
@@ -236,6 +242,10 @@ class Settings(BaseSettings):
             key_file=self.kafka_key_file,
             key_password=self.kafka_key_password,
         )
+
+    @property
+    def pii_entity_list(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in self.pii_entities.split(",") if e.strip())
 
     @property
     def triton_tls_options(self) -> TritonTLS | None:

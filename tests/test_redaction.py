@@ -70,6 +70,8 @@ def test_hash_mode_is_keyed_and_stable() -> None:
         Redactor("hash")
     with pytest.raises(ValidationError, match="PII_HASH_KEY"):
         Settings(pii_redaction="hash")
+    with pytest.raises(ValidationError, match="unknown"):
+        Settings(pii_entities="EMAIL_ADDRESS,SSN")
 
 
 def test_off_changes_nothing() -> None:
@@ -136,3 +138,18 @@ def test_stored_published_and_alerted_text_is_redacted(tmp_path: Path, runtime) 
         assert len(stored) == 2 and not any("jane@" in r[0] for r in stored)
         log = next(tmp_path.glob("worker-*.log")).read_text(errors="replace")
         assert "jane@example.com" not in log
+
+
+def test_a_missing_name_model_stops_the_worker_at_start() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MOODPIPE_PII_SPACY_MODEL": "no_such_spacy_model",
+           "MOODPIPE_KAFKA_URL": "kafka://127.0.0.1:1"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "worker"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no_such_spacy_model" in result.stdout + result.stderr

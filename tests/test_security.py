@@ -181,13 +181,17 @@ def test_no_secret_reaches_logs_letters_alerts_or_notifications(
             runtime.start("clickhouse")
             wait_until(lambda: ns.landed() >= len(posts) + len(tickets), 240, "everything to land")
             ns.wait_caught_up(120)
-            # A start-up that fails validation prints the settings error, not the values.
-            env = {**ns.env, "MOODPIPE_BATCH_SIZE": "-5"}
+            # A start-up that fails a whole-settings check prints the error, not values.
+            env = {
+                **ns.env,
+                "MOODPIPE_RETRY_INITIAL_BACKOFF": "5",
+                "MOODPIPE_RETRY_MAX_BACKOFF": "1",
+            }
             broken = subprocess.run(
                 [sys.executable, "-m", "pipeline.cli", "worker"],
                 env=env, capture_output=True, text=True, timeout=120,
             )  # fmt: skip
-            assert broken.returncode != 0 and "batch_size" in broken.stdout + broken.stderr
+            assert broken.returncode != 0 and "retry_max_backoff" in broken.stdout + broken.stderr
 
             letters = ns.dead_letters()
             assert len(letters) >= len(bad)
