@@ -32,6 +32,7 @@ from pipeline.faust_fixes import (
     run_batches,
 )
 from pipeline.inference.triton_client import TritonEmotionClient
+from pipeline.language import LanguagePolicy
 from pipeline.logs import summarise_repeats
 from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import RecordValidator
@@ -194,16 +195,8 @@ async def _build_stages(source: str) -> ScoringStages:
                 max_backoff=settings.retry_max_backoff,
             )
             _migration_done = True
-    inference = TritonEmotionClient(
-        settings.triton_url,
-        settings.model_name,
-        tls=settings.triton_tls_options,
-        timeout=settings.triton_timeout,
-        initial_backoff=settings.retry_initial_backoff,
-        max_backoff=settings.retry_max_backoff,
-        threshold_override=settings.label_threshold,
-        data_attempts=settings.poison_attempts,
-    )
+    inference = _triton_client(settings.model_name)
+    multilingual, languages = await _languages()
     return ScoringStages(
         source,
         RecordValidator(
@@ -217,7 +210,53 @@ async def _build_stages(source: str) -> ScoringStages:
         _storage_buffer(),
         data_attempts=settings.poison_attempts,
         redactor=await _redactor(),
+        multilingual=multilingual,
+        languages=languages,
     )
+
+
+def _triton_client(model_name: str) -> TritonEmotionClient:
+    return TritonEmotionClient(
+        settings.triton_url,
+        model_name,
+        tls=settings.triton_tls_options,
+        timeout=settings.triton_timeout,
+        initial_backoff=settings.retry_initial_backoff,
+        max_backoff=settings.retry_max_backoff,
+        threshold_override=settings.label_threshold,
+        data_attempts=settings.poison_attempts,
+    )
+
+
+_languages_lock = asyncio.Lock()
+_languages_made: list[tuple[TritonEmotionClient | None, LanguagePolicy]] = []
+
+
+async def _languages() -> tuple[TritonEmotionClient | None, LanguagePolicy]:
+    """The multilingual model's client (None when not served) and the language policy,
+    one per worker. A Triton without the multilingual model is a deployment choice,
+    not an outage: non-English events are then scored by the English model and
+    stored with model_coverage 'none'."""
+    async with _languages_lock:
+        if not _languages_made:
+            client = None
+            if settings.multilingual_model_name:
+                client = _triton_client(settings.multilingual_model_name)
+                if not await client.served():
+                    log.warning(
+                        "Triton at %s does not serve %r: non-English events are scored by "
+                        "%r and marked model_coverage=none (MOODPIPE_MULTILINGUAL_MODEL_NAME)",
+                        settings.triton_url,
+                        settings.multilingual_model_name,
+                        settings.model_name,
+                    )
+                    await client.close()
+                    client = None
+            policy = await asyncio.to_thread(
+                LanguagePolicy.from_settings, settings, client is not None
+            )
+            _languages_made.append((client, policy))
+        return _languages_made[0]
 
 
 _redactor_lock = asyncio.Lock()

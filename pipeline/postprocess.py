@@ -10,13 +10,15 @@ import numpy as np
 
 from pipeline.emotions import LABELS, SENTIMENT_GROUPS, group_scores
 from pipeline.inference.model_info import ModelInfo, Predictions
+from pipeline.language import Language
 from pipeline.records.models import InputRecord, SocialPost
 from pipeline.redaction import Redactor
 
 # Column order of scored_events as written by the sink (inserted_at has a default).
 COLUMNS: tuple[str, ...] = (
     "event_id", "source", "brand", "brands", "platform", "author", "customer_id",
-    "customer_tier", "product", "channel", "priority", "lang", "subject", "text",
+    "customer_tier", "product", "channel", "priority", "lang", "lang_declared",
+    "lang_detected", "model_coverage", "subject", "text",
     "pii_redacted", "created_at", "produced_at", "scored_at", *LABELS, "top_emotion", "top_score",
     "labels", "ekman", "sentiment", "sentiment_score", "model_name", "model_version",
     "source_topic", "source_partition", "source_offset",
@@ -70,6 +72,7 @@ def scored_row(
     position: KafkaPosition,
     model: ModelInfo,
     scored_at: datetime,
+    language: Language,
     redactor: Redactor | None = None,
 ) -> list[Any]:
     """Row i of a batch's predictions as a scored_events row, its text redacted."""
@@ -104,7 +107,10 @@ def scored_row(
         "pii_redacted": redacted,
         "event_id": record.id,
         "source": record.source,
-        "lang": record.lang,
+        "lang": language.lang,
+        "lang_declared": language.declared,
+        "lang_detected": language.detected,
+        "model_coverage": language.coverage,
         "created_at": record.created_at,
         "produced_at": position.timestamp,
         "scored_at": scored_at,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -125,6 +126,21 @@ class Settings(BaseSettings):
     model_name: str = "emotion"
     # Overrides the model's own label threshold (e.g. to try a new one in a replay test).
     label_threshold: float | None = Field(default=None, gt=0, lt=1)
+    # The multilingual model (`emotion_ml`) scores non-English text; "" turns it off
+    # (non-English events are then scored by the English model and marked coverage none).
+    multilingual_model_name: str = "emotion_ml"
+    # Languages (ISO 639-1) each model covers; see pipeline/language.py and the model card.
+    english_languages: str = "en"
+    # In-language training data (XED projections) -> coverage "full".
+    multilingual_languages: str = "zh,de,es,ru,pt,ro,sv,fr,it,nl,pl"
+    # Cross-lingual transfer only, measured on BRIGHTER -> coverage "partial".
+    multilingual_partial_languages: str = "hi,uk,ja,ko,ar,tr,vi,id,fi,cs,el,he,th,fa,da,no,hu,bg"
+    # When to identify the language: "missing" (no `lang` in the record), "always"
+    # (also checks declared ones; both are stored) or "off".
+    lang_detect: Literal["missing", "always", "off"] = "missing"
+    lang_detect_min_confidence: float = Field(default=0.5, ge=0, le=1)
+    # Languages detection may also answer with (marked coverage none when scored).
+    lang_detect_extra: str = "am,sw,ha,yo,ig,tl,ms,ur,bn,ta,mr"
     triton_timeout: float = Field(default=30.0, gt=0)
     retry_initial_backoff: float = Field(default=0.2, gt=0)
     retry_max_backoff: float = Field(default=10.0, gt=0)
@@ -242,6 +258,10 @@ class Settings(BaseSettings):
             key_file=self.kafka_key_file,
             key_password=self.kafka_key_password,
         )
+
+    @staticmethod
+    def language_list(value: str) -> tuple[str, ...]:
+        return tuple(code.strip().lower() for code in value.split(",") if code.strip())
 
     @property
     def pii_entity_list(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pipeline.failures import describe, is_outage
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.isolation import isolate
+from pipeline.language import Language, LanguagePolicy
 from pipeline.postprocess import KafkaPosition, scored_message, scored_row
 from pipeline.records import RecordValidator, Rejected
 from pipeline.records.models import InputRecord, RejectCode
@@ -60,6 +61,12 @@ class BatchResult:
 class _Good:
     record: InputRecord
     raw: RawRecord
+    language: Language
+
+
+# Without a policy (tests, replays of old recordings): the declared language, or
+# English, all scored by the English model.
+_ENGLISH_ONLY = LanguagePolicy(detect="off", detector=None, multilingual=False, assume="en")
 
 
 _Row = tuple[list[Any], _Good]  # a scored_events row and the record it came from
@@ -103,10 +110,15 @@ class ScoringStages:
         *,
         data_attempts: int = 3,
         redactor: Redactor | None = None,
+        multilingual: TritonEmotionClient | None = None,
+        languages: LanguagePolicy | None = None,
     ) -> None:
         self.source = source
         self.validator = validator
         self.inference = inference
+        # Route -> the client of the model that scores it (pipeline/language.py).
+        self.models = {"english": inference, "multilingual": multilingual or inference}
+        self.languages = languages or _ENGLISH_ONLY
         self.writer = writer
         self.buffer = buffer
         self.data_attempts = data_attempts
@@ -123,18 +135,26 @@ class ScoringStages:
         result's `stored` resolves when the scored rows are stored (or dead-lettered)."""
         good: list[_Good] = []
         letters: list[Letter] = []
-        for raw in batch:  # preprocess: decode and validate (never raises)
+        resolve = self.languages.resolve
+        for raw in batch:  # preprocess: decode, validate, language (never raises)
             outcome = self.validator.validate(self.source, raw.value)
             if isinstance(outcome, Rejected):
                 letters.append(_letter(outcome, raw))
             else:
-                good.append(_Good(outcome, raw))
+                good.append(_Good(outcome, raw, resolve(outcome.lang, outcome.score_text)))
         rows: list[_Row] = []
         if good:
-            model, parts = await asyncio.gather(
-                self.inference.model_info(), self._infer(good, letters)
+            routes: dict[str, list[_Good]] = {}
+            for item in good:
+                routes.setdefault(item.language.route, []).append(item)
+            # Each model gets its part of the batch, concurrently.
+            answers = await asyncio.gather(
+                *(
+                    self._infer_with(self.models[route], part, letters)
+                    for route, part in routes.items()
+                )
             )
-            rows = self._rows(parts, model, letters)
+            rows = self._rows([triple for answer in answers for triple in answer], letters)
         if self.redactor is not None and letters:
             # A reason may quote the record (a schema error shows the bad value); the
             # log and the dead_letters table get it redacted, the topic keeps the bytes.
@@ -148,26 +168,32 @@ class ScoringStages:
 
     # --- the stages -------------------------------------------------------------
 
+    async def _infer_with(
+        self, client: TritonEmotionClient, good: list[_Good], letters: list[Letter]
+    ) -> list[tuple[list[_Good], Predictions, ModelInfo]]:
+        model, parts = await asyncio.gather(client.model_info(), self._infer(client, good, letters))
+        return [(part, predictions, model) for part, predictions in parts]
+
     async def _infer(
-        self, good: list[_Good], letters: list[Letter]
+        self, client: TritonEmotionClient, good: list[_Good], letters: list[Letter]
     ) -> list[tuple[list[_Good], Predictions]]:
         """Predictions per part of the batch; records Triton rejects alone -> letters."""
         try:
             texts = [g.record.score_text for g in good]
-            return [(good, await self.inference.score(texts))]
+            return [(good, await client.score(texts))]
         except Exception as exc:
             if is_outage(exc):
                 raise
             log.warning("inference of %d texts failed: %s; isolating", len(good), describe(exc))
         found = await isolate(
             good,
-            lambda part: self.inference.score([g.record.score_text for g in part], 1),
-            probe=self.inference.probe,
-            what=f"{self.source} inference",
+            lambda part: client.score([g.record.score_text for g in part], 1),
+            probe=client.probe,
+            what=f"{self.source} inference ({client.model_name})",
             log=log,
             single_attempts=self.data_attempts,
-            initial_backoff=self.inference.initial_backoff,
-            max_backoff=self.inference.max_backoff,
+            initial_backoff=client.initial_backoff,
+            max_backoff=client.max_backoff,
         )
         for item, exc in found.poison:
             letters.append(_poison("poison_inference", item.raw, exc))
@@ -175,13 +201,12 @@ class ScoringStages:
 
     def _rows(
         self,
-        parts: list[tuple[list[_Good], Predictions]],
-        model: ModelInfo,
+        parts: list[tuple[list[_Good], Predictions, ModelInfo]],
         letters: list[Letter],
     ) -> list[_Row]:
         scored_at = datetime.now(UTC)
         rows: list[_Row] = []
-        for part, predictions in parts:
+        for part, predictions, model in parts:
             for i, item in enumerate(part):
                 try:
                     row = scored_row(
@@ -191,6 +216,7 @@ class ScoringStages:
                         item.raw.position,
                         model,
                         scored_at,
+                        item.language,
                         self.redactor,
                     )
                 except Exception as exc:  # noqa: BLE001 - this record's output is unusable

@@ -28,8 +28,8 @@ def _param(config: str, key: str, default: str) -> str:
     return found.group(1) if found else default
 
 
-def load_postprocessor(repo: Path) -> Any:
-    here = repo / "emotion_postprocess" / "1"
+def load_postprocessor(repo: Path, model_name: str = "emotion") -> Any:
+    here = repo / f"{model_name}_postprocess" / "1"
     spec = importlib.util.spec_from_file_location("moodpipe_postprocess_logic",
                                                   here / "postprocess_logic.py")  # fmt: skip
     assert spec is not None and spec.loader is not None
@@ -46,21 +46,23 @@ class LocalEmotionModel:
         onnx_file: str = "model.onnx",
         threads: int = 0,
     ) -> None:
+        """`model_name`: an ensemble of `<name>_tokenizer`, `<name>_classifier` and
+        `<name>_postprocess` (`emotion`, or the multilingual `emotion_ml`)."""
         repo = repository or triton_models_dir()
-        tok_config = (repo / "emotion_tokenizer" / "config.pbtxt").read_text()
-        classifier_config = (repo / "emotion_classifier" / "config.pbtxt").read_text()
+        tok_config = (repo / f"{model_name}_tokenizer" / "config.pbtxt").read_text()
+        classifier_config = (repo / f"{model_name}_classifier" / "config.pbtxt").read_text()
         self.bucket_rows = int(_param(classifier_config, "length_bucket_rows", "16"))
         ensemble_config = (repo / model_name / "config.pbtxt").read_text()
         self.info = ModelInfo(
             name=model_name,
             version=_param(ensemble_config, "moodpipe_model_version", "unknown"),
         )
-        self.post = load_postprocessor(repo)
+        self.post = load_postprocessor(repo, model_name)
         self.thresholds = json.loads(
-            (repo / "emotion_postprocess" / "1" / "taxonomy.json").read_text()
+            (repo / f"{model_name}_postprocess" / "1" / "taxonomy.json").read_text()
         )["thresholds"]
         self.tokenizer = Tokenizer.from_file(
-            str(repo / "emotion_tokenizer" / "1" / "tokenizer.json")
+            str(repo / f"{model_name}_tokenizer" / "1" / "tokenizer.json")
         )
         self.tokenizer.enable_truncation(max_length=int(_param(tok_config, "max_length", "128")))
         self.tokenizer.no_padding()
@@ -69,7 +71,7 @@ class LocalEmotionModel:
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
-            str(repo / "emotion_classifier" / "1" / onnx_file),
+            str(repo / f"{model_name}_classifier" / "1" / onnx_file),
             options,
             providers=["CPUExecutionProvider"],
         )

@@ -78,6 +78,24 @@ class TritonEmotionClient:
             )
         return self._info
 
+    async def served(self) -> bool:
+        """Does this Triton serve the model? Waits out a server that does not answer."""
+
+        async def ask() -> bool:
+            connection = self._connection()
+            if not await connection.is_server_live():
+                raise ConnectionError(f"Triton at {self.url} is not live")
+            return bool(await connection.is_model_ready(self.model_name))
+
+        return await retry(
+            ask,
+            what=f"asking Triton at {self.url} for model {self.model_name!r}",
+            log=log,
+            initial_backoff=self.initial_backoff,
+            max_backoff=self.max_backoff,
+            on_failure=self._reset,
+        )
+
     async def _fetch_info(self) -> ModelInfo:
         response = await self._connection().get_model_config(self.model_name, as_json=True)
         config = response["config"]

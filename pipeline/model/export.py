@@ -19,8 +19,11 @@ import numpy as np
 from pipeline.emotions import EKMAN_GROUPS, LABELS, SENTIMENT_GROUPS
 
 
-def write_taxonomy(repo: Path, version: str, thresholds: dict[str, float]) -> Path:
-    path = repo / "emotion_postprocess" / "1" / "taxonomy.json"
+def write_taxonomy(
+    repo: Path, version: str, thresholds: dict[str, float], ensemble: str = "emotion"
+) -> Path:
+    """taxonomy.json of `<ensemble>_postprocess` and the version label of `<ensemble>`."""
+    path = repo / f"{ensemble}_postprocess" / "1" / "taxonomy.json"
     taxonomy = {
         "model_version": version,
         "labels": list(LABELS),
@@ -29,7 +32,7 @@ def write_taxonomy(repo: Path, version: str, thresholds: dict[str, float]) -> Pa
         "sentiment": {k: list(v) for k, v in SENTIMENT_GROUPS.items()},
     }
     path.write_text(json.dumps(taxonomy, indent=1) + "\n")
-    config = repo / "emotion" / "config.pbtxt"
+    config = repo / ensemble / "config.pbtxt"
     text = config.read_text()
     text = re.sub(
         r'(key: "moodpipe_model_version" value: \{ string_value: ")[^"]*(")',

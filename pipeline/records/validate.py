@@ -242,7 +242,7 @@ class RecordValidator:
                 platform=doc["platform"],
                 author=doc.get("author", ""),
                 text=doc["text"],
-                lang=doc.get("lang", "en"),
+                lang=doc.get("lang", ""),  # "" = not declared
                 created_at=created_at,
             )
             field = "$.text"
@@ -257,7 +257,7 @@ class RecordValidator:
                 subject=doc.get("subject", ""),
                 body=doc["body"],
                 priority=doc["priority"],
-                lang=doc.get("lang", "en"),
+                lang=doc.get("lang", ""),  # "" = not declared
                 created_at=created_at,
             )
             field = "$.subject + $.body"

@@ -1,0 +1,1 @@
+../../emotion_classifier/1/model.py

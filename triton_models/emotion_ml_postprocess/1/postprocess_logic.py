@@ -1,0 +1,1 @@
+../../emotion_postprocess/1/postprocess_logic.py

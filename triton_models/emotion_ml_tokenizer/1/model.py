@@ -1,0 +1,1 @@
+../../emotion_tokenizer/1/model.py
