@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -19,7 +20,14 @@ from pipeline.local.worker import start_worker, stop_worker
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink, connect
 from pipeline.topics import ensure_topics
-from pipeline.traffic import SampleRecord, bad_records, produce, sample_posts, sample_tickets
+from pipeline.traffic import (
+    SampleRecord,
+    bad_records,
+    produce,
+    sample_multilingual_posts,
+    sample_posts,
+    sample_tickets,
+)
 
 
 def _progress(console: Console) -> Progress:
@@ -43,7 +51,11 @@ def run_demo(
         ClickHouseSink(settings).migrate()
         run_started = datetime.now(UTC)
         run_id = "demo-" + run_started.strftime("%Y%m%dT%H%M%S")
-        posts = sample_posts(n_posts, run_id=run_id)
+        # One post in ten is in another language, half of those without `lang`.
+        n_foreign = n_posts // 10
+        posts = sample_posts(n_posts - n_foreign, run_id=run_id)
+        posts += sample_multilingual_posts(n_foreign, run_id=run_id)
+        posts = [posts[i] for i in random.Random(5).sample(range(len(posts)), len(posts))]
         tickets = sample_tickets(n_tickets, run_id=run_id)
         bad_posts = bad_records("post", run_id=run_id) if with_bad else []
         bad_tickets = bad_records("ticket", run_id=run_id) if with_bad else []
@@ -160,6 +172,24 @@ def _report_alerts(client: Any, started_at: datetime, console: Console) -> None:
         console.print(f"... {counts[-1] - len(rows)} more: `moodpipe alerts list`")
 
 
+def _report_languages(client: Any, where: str, params: dict[str, Any], console: Console) -> None:
+    table = Table(title="Languages (declared, or detected when the record had none)")
+    for col in ("lang", "coverage", "model", "events", "detected", "mood index", "top Ekman"):
+        table.add_column(col, justify="right" if col in ("events", "detected", "mood index")
+                         else "left")  # fmt: skip
+    rows = client.query(
+        f"""SELECT lang, model_coverage, model_name, count() AS n,
+               countIf(lang_declared = ''), round(avg(sentiment_score), 3),
+               topK(1)(ekman)[1]
+            FROM scored_events FINAL WHERE {where}
+            GROUP BY lang, model_coverage, model_name ORDER BY n DESC""",
+        parameters=params,
+    ).result_rows
+    for lang, coverage, model_name, n, detected, mood, ekman in rows:
+        table.add_row(lang, coverage, model_name, str(n), str(detected), f"{mood:+.3f}", ekman)
+    console.print(table)
+
+
 def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: float,
             console: Console, started_at: datetime) -> None:  # fmt: skip
     client = connect(settings, settings.clickhouse_database)
@@ -182,6 +212,8 @@ def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: f
     for source, brand, n, mood, *shares in rows:
         table.add_row(source, brand, str(n), f"{mood:+.3f}", *[f"{s:.0%}" for s in shares])
     console.print(table)
+
+    _report_languages(client, where, params, console)
 
     angry = Table(title="Angriest tickets (anger + annoyance + disgust)")
     for col in ("ticket", "customer", "tier", "product", "priority", "anger", "text"):

@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     lang_detect: Literal["missing", "always", "off"] = "missing"
     lang_detect_min_confidence: float = Field(default=0.5, ge=0, le=1)
     # Languages detection may also answer with (marked coverage none when scored).
-    lang_detect_extra: str = "am,sw,ha,yo,ig,tl,ms,ur,bn,ta,mr"
+    lang_detect_extra: str = "am,sw,tl,ms,ur,bn,ta,mr"
     triton_timeout: float = Field(default=30.0, gt=0)
     retry_initial_backoff: float = Field(default=0.2, gt=0)
     retry_max_backoff: float = Field(default=10.0, gt=0)

@@ -101,6 +101,10 @@ class AlertDetector:
             self._seen.refresh(store)
             self._indexed = store
         detection = Detection()
+        if event.model_coverage == "none":
+            # No model covers its language: its emotions must not raise alerts (nor
+            # count towards a brand's window), as they stay out of the mood rollups.
+            return detection
         item = (event.source, event.event_id)
         if item in self._seen or (isinstance(store, StagedState) and item in store.seen_now):
             detection.duplicate = True

@@ -40,6 +40,7 @@ class ScoredEvent:
     product: str = ""
     channel: str = ""
     subject: str = ""
+    model_coverage: str = "full"
 
     @property
     def negative(self) -> bool:
@@ -66,6 +67,7 @@ class ScoredEvent:
             product=str(message.get("product") or ""),
             channel=str(message.get("channel") or ""),
             subject=str(message.get("subject") or ""),
+            model_coverage=str(message.get("model_coverage") or "full"),
         )
 
 

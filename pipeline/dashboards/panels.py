@@ -2,8 +2,8 @@
 
 SQL is written for the grafana-clickhouse-datasource plugin: its macros
 ($__timeFilter, $__timeFilter_ms, $__timeInterval) and Grafana template variables
-(${brand:singlequote}, ${source:singlequote}). Aggregates read the rollup tables
-(003_rollups.sql); only the "latest N" tables read raw rows, filtered by time range.
+(${brand:singlequote}, ${source:singlequote}, ${lang:singlequote}). Aggregates read
+the rollup tables (003_rollups.sql, 005_languages.sql); only the "latest N" tables read raw rows, filtered by time range.
 `tests/test_dashboards.py` runs every query here against ClickHouse.
 """
 
@@ -15,6 +15,7 @@ from pipeline.emotions import EKMAN_GROUPS, LABELS
 
 BRANDS = "brand IN (${brand:singlequote})"
 SOURCES = "source IN (${source:singlequote})"
+LANGS = "lang IN (${lang:singlequote})"
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,14 @@ BRAND_MOOD = DashboardSpec(
     uid="moodpipe-brand-mood",
     title="moodpipe / Brand mood",
     description="Mood index, emotion mix and negative share per brand, from the rollups.",
+    variables=("brand", "source", "lang"),
     panels=(
         PanelSpec(
             "Mood index (positive - negative)", "timeseries",
             f"""SELECT $__timeInterval(minute) AS time, brand,
        round(sum(sentiment_score_sum) / sum(events), 4) AS mood_index
 FROM mood_minute
-WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES}
+WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
 GROUP BY time, brand
 ORDER BY time, brand""",
             ("time", "brand", "mood_index"),
@@ -68,7 +70,7 @@ ORDER BY time, brand""",
             f"""SELECT brand, sum(events) AS events,
        round(sum(negative) / events, 4) AS negative_share
 FROM mood_minute
-WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES}
+WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
 GROUP BY brand
 ORDER BY negative_share DESC""",
             ("brand", "events", "negative_share"), unit="percentunit", width=8,
@@ -77,7 +79,7 @@ ORDER BY negative_share DESC""",
             "Volume", "timeseries",
             f"""SELECT $__timeInterval(minute) AS time, brand, sum(events) AS events
 FROM mood_minute
-WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES}
+WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
 GROUP BY time, brand
 ORDER BY time, brand""",
             ("time", "brand", "events"), width=12,
@@ -88,7 +90,7 @@ ORDER BY time, brand""",
 FROM (
     SELECT arrayJoin([{_EKMAN_MIX}]) AS mix
     FROM mood_minute
-    WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES}
+    WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
 )
 ORDER BY events DESC""",
             ("emotion", "events"), width=12,
@@ -99,7 +101,7 @@ ORDER BY events DESC""",
 FROM (
     SELECT arrayJoin([{_EMOTION_MEANS}]) AS e
     FROM mood_minute
-    WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES}
+    WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
     HAVING sum(events) > 0
 )
 WHERE e.1 != 'neutral'
@@ -112,12 +114,27 @@ LIMIT 10""",
             f"""SELECT created_at, brand, platform, author,
        round(sentiment_score, 3) AS sentiment_score, top_emotion, text
 FROM scored_events_dedup
-WHERE source = 'post' AND $__timeFilter_ms(created_at) AND {BRANDS}
+WHERE source = 'post' AND $__timeFilter_ms(created_at) AND {BRANDS} AND {LANGS}
+  AND model_coverage != 'none'
 ORDER BY sentiment_score ASC, created_at DESC
 LIMIT 20""",
             ("created_at", "brand", "platform", "author", "sentiment_score", "top_emotion",
              "text"),
             width=24, height=10,
+        ),
+        PanelSpec(
+            "Languages", "table",
+            f"""SELECT lang, model_coverage, model_name, sum(events) AS events,
+       sum(detected) AS detected
+FROM language_minute
+WHERE $__timeFilter(minute) AND {SOURCES} AND {LANGS}
+GROUP BY lang, model_coverage, model_name
+ORDER BY events DESC""",
+            ("lang", "model_coverage", "model_name", "events", "detected"),
+            "Events per language: how many had it detected (no lang field), which model "
+            "scored them and how well it covers the language. Coverage 'none' is left out "
+            "of the mood panels above.",
+            width=24, height=8,
         ),
     ),
 )  # fmt: skip
@@ -126,7 +143,7 @@ SUPPORT = DashboardSpec(
     uid="moodpipe-support",
     title="moodpipe / Customer support",
     description="Angry tickets now, and anger by product and customer tier.",
-    variables=("brand",),
+    variables=("brand", "lang"),
     panels=(
         PanelSpec(
             "Angry tickets", "table",
@@ -134,8 +151,8 @@ SUPPORT = DashboardSpec(
        round(least(anger + annoyance + disgust, 1), 3) AS anger_score, sentiment,
        concat(subject, if(subject = '', '', ': '), text) AS ticket
 FROM scored_events_dedup
-WHERE source = 'ticket' AND $__timeFilter_ms(created_at) AND {BRANDS}
-  AND anger + annoyance + disgust >= 0.5
+WHERE source = 'ticket' AND $__timeFilter_ms(created_at) AND {BRANDS} AND {LANGS}
+  AND model_coverage != 'none' AND anger + annoyance + disgust >= 0.5
 ORDER BY created_at DESC
 LIMIT 50""",
             ("created_at", "customer_id", "customer_tier", "product", "priority",
@@ -147,7 +164,7 @@ LIMIT 50""",
             f"""SELECT product, sum(tickets) AS tickets, sum(angry) AS angry_tickets,
        round(angry_tickets / tickets, 4) AS angry_share
 FROM ticket_hour
-WHERE $__timeFilter(hour) AND {BRANDS}
+WHERE $__timeFilter(hour) AND {BRANDS} AND {LANGS}
 GROUP BY product
 ORDER BY angry_tickets DESC""",
             ("product", "tickets", "angry_tickets", "angry_share"),
@@ -157,7 +174,7 @@ ORDER BY angry_tickets DESC""",
             f"""SELECT customer_tier, sum(tickets) AS tickets, sum(angry) AS angry_tickets,
        round(angry_tickets / tickets, 4) AS angry_share
 FROM ticket_hour
-WHERE $__timeFilter(hour) AND {BRANDS}
+WHERE $__timeFilter(hour) AND {BRANDS} AND {LANGS}
 GROUP BY customer_tier
 ORDER BY angry_share DESC""",
             ("customer_tier", "tickets", "angry_tickets", "angry_share"),
@@ -167,7 +184,7 @@ ORDER BY angry_share DESC""",
             f"""SELECT $__timeInterval(hour) AS time, sum(tickets) AS tickets,
        sum(angry) AS angry_tickets
 FROM ticket_hour
-WHERE $__timeFilter(hour) AND {BRANDS}
+WHERE $__timeFilter(hour) AND {BRANDS} AND {LANGS}
 GROUP BY time
 ORDER BY time""",
             ("time", "tickets", "angry_tickets"), width=24,
@@ -309,6 +326,10 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (BRAND_MOOD, SUPPORT, ALERTS, PIPELINE)
 VARIABLE_QUERIES = {
     "brand": ("Brand", "SELECT DISTINCT brand FROM mood_minute WHERE brand != '' ORDER BY brand"),
     "source": ("Source", "post,ticket"),
+    "lang": (
+        "Language",
+        "SELECT DISTINCT lang FROM language_minute WHERE lang != '' ORDER BY lang",
+    ),
 }
 
 # Alerts as annotations on every dashboard: from ClickHouse, and the ones the notifier

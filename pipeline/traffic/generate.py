@@ -170,3 +170,46 @@ def bad_records(source: str, *, run_id: str = "demo", seed: int = 3) -> list[Sam
     return [
         SampleRecord(tag + f"-{i}".encode(), value, code) for i, (code, value) in enumerate(cases)
     ]
+
+
+@cache
+def _multilingual_texts() -> tuple[tuple[str, str, str], ...]:
+    """(language, sentiment group, text) of the hand-written multilingual sample posts."""
+    doc = json.loads((Path(__file__).parent / "multilingual_posts.json").read_text("utf-8"))
+    return tuple((lang, mood, text) for lang, mood, text in doc["posts"])
+
+
+def sample_multilingual_posts(
+    n: int, *, seed: int = 3, run_id: str = "demo", now: datetime | None = None,
+    spread_s: int = 3600, declared_share: float = 0.5,
+) -> list[SampleRecord]:  # fmt: skip
+    """Posts in Chinese, German, Spanish, ... (pipeline/traffic/multilingual_posts.json);
+    about `declared_share` of them carry `lang`, the rest leave it to detection."""
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    texts = _multilingual_texts()
+    out = []
+    for i in range(n):
+        lang, _, text = texts[rng.randrange(len(texts))]
+        brand = rng.choice(BRANDS)
+        event_id = f"{run_id}-mlpost-{i:06d}"
+        doc: dict[str, object] = {
+            "id": event_id,
+            "brands": [brand],
+            "platform": rng.choice(PLATFORMS),
+            "author": f"user{rng.randrange(100_000)}",
+            "text": f"{HANDLES[brand]} {text}",
+            "created_at": _created_at(rng, now, spread_s),
+        }
+        if rng.random() < declared_share:
+            doc["lang"] = lang
+        out.append(SampleRecord(event_id.encode(), json.dumps(doc).encode(), "scored", event_id))
+    return out
+
+
+def multilingual_language(text: str) -> str | None:
+    """The language a sample text was written in (tests), or None if not a sample."""
+    for lang, _, sample in _multilingual_texts():
+        if text.endswith(sample):
+            return lang
+    return None
