@@ -3,7 +3,8 @@
 SQL is written for the grafana-clickhouse-datasource plugin: its macros
 ($__timeFilter, $__timeFilter_ms, $__timeInterval) and Grafana template variables
 (${brand:singlequote}, ${source:singlequote}, ${lang:singlequote}). Aggregates read
-the rollup tables (003_rollups.sql, 005_languages.sql); only the "latest N" tables read raw rows, filtered by time range.
+the rollup tables (003_rollups.sql, 005_languages.sql); only the "latest N" tables
+read raw rows, filtered by time range.
 `tests/test_dashboards.py` runs every query here against ClickHouse.
 """
 
