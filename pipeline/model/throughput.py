@@ -1,8 +1,8 @@
 """`moodpipe bench-model`: texts/s at batch 1, 8 and 64 for every way of running the model.
 
 In-process onnxruntime vs tritonserver over HTTP and gRPC, fp32 vs int8, in one run
-on this machine. Triton is restarted with `--model-config-name=int8` for the int8
-rows.
+on this machine, and the multilingual model (`emotion_ml`, fp32) on the same texts.
+Triton is restarted with `--model-config-name=int8` for the int8 rows.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _rate(fn: Any, texts: list[str], batch: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def _triton_fns(settings: Settings) -> dict[str, Any]:
+def _triton_fns(settings: Settings, model_name: str | None = None) -> dict[str, Any]:
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
@@ -47,7 +47,7 @@ def _triton_fns(settings: Settings) -> dict[str, Any]:
             tensor = module.InferInput("TEXT", list(data.shape), "BYTES")
             tensor.set_data_from_numpy(data)
             result = client.infer(
-                settings.model_name,
+                model_name or settings.model_name,
                 [tensor],
                 # All four: asking Triton for a subset of an ensemble's outputs fails
                 # ("unexpected deadlock") when a later step's outputs go unrequested.
@@ -60,7 +60,27 @@ def _triton_fns(settings: Settings) -> dict[str, Any]:
     return {"triton-http": call(httpclient, http), "triton-grpc": call(grpcclient, grpc)}
 
 
-def run_model_bench(settings: Settings, seconds: float = 6.0) -> list[dict[str, Any]]:
+def _multilingual_rows(
+    settings: Settings, texts: list[str], seconds: float
+) -> list[dict[str, Any]]:
+    name = settings.multilingual_model_name or "emotion_ml"
+    fns = {"in-process": LocalEmotionModel(model_name=name).score,
+           **_triton_fns(settings, name)}  # fmt: skip
+    return [
+        {
+            "variant": f"{name} fp32",
+            "path": path,
+            "batch": batch,
+            "texts_per_s": round(_rate(fn, texts, batch, seconds), 1),
+        }
+        for path, fn in fns.items()
+        for batch in BATCHES
+    ]
+
+
+def run_model_bench(
+    settings: Settings, seconds: float = 6.0, multilingual: bool = True
+) -> list[dict[str, Any]]:
     texts = list(sample_texts()[:2000])
     rows: list[dict[str, Any]] = []
     runtime = LocalRuntime(settings)
@@ -91,6 +111,8 @@ def run_model_bench(settings: Settings, seconds: float = 6.0) -> list[dict[str, 
                         "texts_per_s": round(_rate(fn, texts, batch, seconds), 1),
                     }
                 )
+        if variant == "fp32" and multilingual:
+            rows += _multilingual_rows(settings, texts, seconds)
     runtime.stop("triton")
     runtime.settings = settings
     runtime.start("triton")
