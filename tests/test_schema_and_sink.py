@@ -66,8 +66,15 @@ def _rows(n_posts: int, n_tickets: int) -> list[list]:
     model = ModelInfo("emotion", "test-1")
     now = datetime.now(UTC)
     return [
-        scored_row(rec, predictions, i, KafkaPosition("t", 0, i, now), model, now,
-                   ENGLISH.resolve(rec.lang, rec.score_text))  # fmt: skip
+        scored_row(
+            rec,
+            predictions,
+            i,
+            KafkaPosition("t", 0, i, now),
+            model,
+            now,
+            ENGLISH.resolve(rec.lang, rec.score_text),
+        )
         for i, rec in enumerate(records)
     ]
 
