@@ -199,3 +199,52 @@ def test_export_gives_onnx_equal_to_torch_with_dynamic_axes(tmp_path: Path, monk
         (probs,) = session.run(None, {"input_ids": ids, "attention_mask": ids})
         assert probs.shape == (batch, 28)
     assert (tmp_path / "model.onnx").stat().st_size < 0.6 * fp32.stat().st_size
+
+
+def test_multilingual_head_training_resumes_exactly(tmp_path: Path) -> None:
+    """Seeded head training stopped after 2 epochs and resumed equals 4 epochs straight."""
+    import argparse
+
+    import torch
+
+    from pipeline.model.train_multilingual import Features, parser, train_head
+
+    rng = np.random.default_rng(0)
+    parts = [
+        Features(rng.standard_normal((300, 384)).astype(np.float32),
+                 (rng.random((300, 28)) < 0.1).astype(np.int8), "labels"),
+        Features(rng.standard_normal((200, 384)).astype(np.float32),
+                 (rng.random((200, 6)) < 0.3).astype(np.int8), "groups"),
+    ]  # fmt: skip
+
+    def args(**extra: object) -> argparse.Namespace:
+        ns = parser().parse_args(["--epochs", "4", "--batch-size", "64"])
+        for key, value in extra.items():
+            setattr(ns, key, value)
+        return ns
+
+    straight = train_head(parts, args(), tmp_path / "a.pt")
+    train_head(parts, args(stop_after=2), tmp_path / "b.pt")
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 2
+    resumed = train_head(parts, args(), tmp_path / "b.pt")
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_embedding_cache_resumes_at_the_first_missing_chunk(tmp_path: Path) -> None:
+    from pipeline.model.multilingual import embed_cached
+
+    calls: list[int] = []
+
+    class CountingEncoder:
+        def embed(self, texts: list[str]) -> np.ndarray:
+            calls.append(len(texts))
+            return np.full((len(texts), 384), float(len(calls)), dtype=np.float32)
+
+    texts = [f"text {i}" for i in range(10)]
+    first = embed_cached(CountingEncoder(), texts, tmp_path / "cache", chunk=4)  # type: ignore[arg-type]
+    assert calls == [4, 4, 2] and first.shape == (10, 384)
+    (tmp_path / "cache" / "00001.npy").unlink()  # as if killed while writing chunk 1
+    again = embed_cached(CountingEncoder(), texts, tmp_path / "cache", chunk=4)  # type: ignore[arg-type]
+    assert calls == [4, 4, 2, 4]
+    assert np.array_equal(again[:4], first[:4]) and np.array_equal(again[8:], first[8:])

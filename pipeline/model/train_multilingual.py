@@ -143,12 +143,15 @@ def train_head(
         head.load_state_dict(saved["head"])
         optimizer.load_state_dict(saved["optimizer"])
         start_epoch = saved["epoch"]
+        if "torch_rng" in saved:  # dropout continues as if never stopped
+            torch.set_rng_state(saved["torch_rng"])
     members = [torch.tensor(m) for m in SIX_MEMBERS]
     tensors = [
         (torch.from_numpy(p.x), torch.from_numpy(p.y.astype(np.float32)), p.kind) for p in parts
     ]
     bce = torch.nn.functional.binary_cross_entropy
-    for epoch in range(start_epoch, args.epochs):
+    stop = min(args.epochs, args.stop_after or args.epochs)
+    for epoch in range(start_epoch, stop):
         rng = random.Random(args.seed * 1000 + epoch)
         batches = []
         for k, (x, _, _) in enumerate(tensors):
@@ -176,7 +179,7 @@ def train_head(
         if checkpoint is not None:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(),
-                        "epoch": epoch + 1}, tmp)  # fmt: skip
+                        "epoch": epoch + 1, "torch_rng": torch.get_rng_state()}, tmp)  # fmt: skip
             tmp.replace(checkpoint)
     return head.eval()
 
@@ -316,6 +319,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--xed-weight", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop (resumably) after this many head epochs")  # fmt: skip
     return p
 
 
