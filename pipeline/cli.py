@@ -678,14 +678,20 @@ def export_cmd(train_dir: str | None, version_label: str, multilingual: bool) ->
     "--multilingual", is_flag=True,
     help="both models on GoEmotions and, when present, BRIGHTER dev per language",
 )  # fmt: skip
-def eval_cmd(variant: str, json_out: str, card: str, multilingual: bool) -> None:
+@click.option(
+    "--all-languages", is_flag=True,
+    help="with --multilingual: all 28 BRIGHTER languages, not only the target ones",
+)  # fmt: skip
+def eval_cmd(
+    variant: str, json_out: str, card: str, multilingual: bool, all_languages: bool
+) -> None:
     """Score the GoEmotions test split; macro-F1 (28 / Ekman / sentiment) vs published."""
     from pathlib import Path
 
     from pipeline.inference.onnx_local import LocalEmotionModel
 
     if multilingual:
-        _eval_multilingual(Path(card))
+        _eval_multilingual(Path(card), all_languages)
         return
     from pipeline.model.data import default_data_dir
     from pipeline.model.evaluate import REFERENCES, evaluate, write_model_card
@@ -717,13 +723,17 @@ def eval_cmd(variant: str, json_out: str, card: str, multilingual: bool) -> None
     console.print(f"wrote {json_out} and {card}")
 
 
-def _eval_multilingual(card: Path) -> None:
+def _eval_multilingual(card: Path, all_languages: bool) -> None:
     from pipeline.inference.onnx_local import LocalEmotionModel
-    from pipeline.model.evaluate_multilingual import evaluate_languages, model_card_section
+    from pipeline.model.evaluate_multilingual import (
+        REPORTED,
+        evaluate_languages,
+        model_card_section,
+    )
 
     models = {name: LocalEmotionModel(model_name=name) for name in ("emotion", "emotion_ml")}
     with console.status("scoring GoEmotions and BRIGHTER with both models (minutes)"):
-        result = evaluate_languages(models)
+        result = evaluate_languages(models, codes=() if all_languages else REPORTED)
     table = Table("language", "texts", "emotion", "emotion_ml", "routed", "coverage", "lang ID",
                   title="BRIGHTER dev, macro-F1 over each language's emotions")  # fmt: skip
     for code, r in result.get("brighter", {}).items():

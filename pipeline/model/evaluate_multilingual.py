@@ -62,8 +62,12 @@ def group_thresholds(model: LocalEmotionModel, data_dir: Path) -> np.ndarray:
 
 
 def evaluate_languages(
-    models: dict[str, LocalEmotionModel], data_dir: Path | None = None
+    models: dict[str, LocalEmotionModel],
+    data_dir: Path | None = None,
+    codes: tuple[str, ...] = REPORTED,
 ) -> dict[str, Any]:
+    """`codes`: the BRIGHTER files to score (default: the issue's target languages,
+    Chinese and English; `()` for all 28)."""
     from pipeline.language import LanguagePolicy
     from pipeline.settings import Settings
 
@@ -82,6 +86,8 @@ def evaluate_languages(
     thresholds = {name: group_thresholds(m, data_dir) for name, m in models.items()}
     per_language: dict[str, Any] = {}
     for path in sorted(brighter_dir.glob("*.csv")):
+        if codes and path.stem not in codes:
+            continue
         data = read_brighter(path)
         cols = np.flatnonzero(data.known)
         scores = {}

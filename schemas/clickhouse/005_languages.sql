@@ -121,3 +121,8 @@ SELECT toStartOfMinute(created_at), source, lang, model_coverage, model_name, co
        countIf(lang_declared = '')
 FROM {database}.scored_events FINAL
 GROUP BY 1, 2, 3, 4, 5;
+
+-- A view's columns are fixed when it is created: recreate the deduplicated view so it
+-- has the new columns (and those added since 001).
+CREATE OR REPLACE VIEW {database}.scored_events_dedup AS
+SELECT * FROM {database}.scored_events FINAL;
