@@ -132,9 +132,11 @@ class Settings(BaseSettings):
     # Languages (ISO 639-1) each model covers; see pipeline/language.py and the model card.
     english_languages: str = "en"
     # In-language training data (XED projections) -> coverage "full".
-    multilingual_languages: str = "zh,de,es,ru,pt,ro,sv,fr,it,nl,pl"
+    multilingual_languages: str = "zh,de,es,ru,pt,ro,sv"
     # Cross-lingual transfer only, measured on BRIGHTER -> coverage "partial".
-    multilingual_partial_languages: str = "hi,uk,ja,ko,ar,tr,vi,id,fi,cs,el,he,th,fa,da,no,hu,bg"
+    multilingual_partial_languages: str = (
+        "fr,it,nl,pl,hi,uk,ja,ko,ar,tr,vi,id,fi,cs,el,he,th,fa,da,no,hu,bg"
+    )
     # When to identify the language: "missing" (no `lang` in the record), "always"
     # (also checks declared ones; both are stored) or "off".
     lang_detect: Literal["missing", "always", "off"] = "missing"
