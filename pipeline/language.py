@@ -60,7 +60,10 @@ class LanguageDetector:
         self.min_confidence = min_confidence
 
     def detect(self, text: str) -> str:
-        lang, confidence = self.identifier.classify(text)
+        try:
+            lang, confidence = self.identifier.classify(text)
+        except Exception:  # noqa: BLE001 - an odd text must not stop its batch
+            return UNDETERMINED
         return str(lang) if confidence >= self.min_confidence else UNDETERMINED
 
 
@@ -117,6 +120,8 @@ class LanguagePolicy:
         key = (declared, detected)
         known = self._cache.get(key)
         if known is None:
+            if len(self._cache) >= 10_000:  # declared tags are free text: stay bounded
+                self._cache.clear()
             known = self._cache[key] = self._decide(declared, detected)
         return known
 

@@ -96,3 +96,16 @@ def test_sample_multilingual_posts_are_detected_as_written(policy: LanguagePolic
         if got != written:
             wrong.append((written, got))
     assert {w for w, _ in wrong} <= {"uk"}, wrong
+
+
+def test_a_text_the_detector_fails_on_is_undetermined_not_an_error() -> None:
+    detector = LanguageDetector(["en", "de"])
+
+    class Failing:
+        def classify(self, text: str) -> tuple[str, float]:
+            raise UnicodeEncodeError("utf-8", text, 0, 1, "surrogates not allowed")
+
+    detector.identifier = Failing()  # type: ignore[assignment]
+    policy = LanguagePolicy(detect="missing", detector=detector, multilingual_full=("de",))
+    got = policy.resolve("", "bad \ud800 text")
+    assert (got.lang, got.coverage) == ("und", "none")

@@ -73,27 +73,36 @@ def store_weights_as_fp16(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def export_classifier(model: Any, classifier_dir: Path) -> Path:
-    """torch module (input_ids, attention_mask) -> probabilities, as ONNX; returns fp32 path."""
+def export_text_model(model: Any, path: Path, output: str) -> None:
+    """torch module (input_ids, attention_mask) -> `output`, as ONNX opset 17 with
+    dynamic batch and sequence axes; written to a temporary name, then moved."""
     import torch
 
-    classifier_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = classifier_dir / "model.fp32.onnx"
+    tmp = path.with_name(path.name + ".tmp")
     dummy = (torch.ones((2, 8), dtype=torch.int64), torch.ones((2, 8), dtype=torch.int64))
     torch.onnx.export(
         model.eval(),
         dummy,
-        str(fp32),
+        str(tmp),
         input_names=["input_ids", "attention_mask"],
-        output_names=["probabilities"],
+        output_names=[output],
         dynamic_axes={
             "input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"},
-            "probabilities": {0: "batch"},
+            output: {0: "batch"},
         },
         opset_version=17,
         dynamo=False,
     )
+    tmp.replace(path)
+
+
+def export_classifier(model: Any, classifier_dir: Path) -> Path:
+    """torch module (input_ids, attention_mask) -> probabilities, as ONNX; returns fp32 path."""
+
+    classifier_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = classifier_dir / "model.fp32.onnx"
+    export_text_model(model, fp32, "probabilities")
     store_weights_as_fp16(fp32, classifier_dir / "model.onnx")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

