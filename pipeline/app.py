@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from pipeline.alerts import agents as alert_agents
 from pipeline.deadletter import MAX_KEY_BYTES, dead_letter
@@ -29,6 +30,8 @@ from pipeline.faust_fixes import (
     KeepBuffersOnResume,
     StallGuard,
     install_commit_guard,
+    install_fast_delivery,
+    install_fetch_max_wait,
     run_batches,
 )
 from pipeline.inference.triton_client import TritonEmotionClient
@@ -94,6 +97,8 @@ dead_letter_topic = _raw_topic(settings.dead_letter_topic)
 in_flight = InFlight()
 stall_guard = StallGuard(in_flight)
 install_commit_guard(Consumer, in_flight)
+install_fast_delivery(Consumer)
+install_fetch_max_wait(AIOKafkaConsumerThread, settings.fetch_max_wait)
 
 
 @app.task
