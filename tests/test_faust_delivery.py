@@ -99,8 +99,9 @@ def test_suspending_flow_abandons_a_blocked_delivery_as_upstream_does() -> None:
             await asyncio.sleep(0.05)
             loop.suspend_flow.set()
 
-        asyncio.ensure_future(rebalance())
+        rebalancing = asyncio.ensure_future(rebalance())
         await asyncio.wait_for(deliver(loop, callback, 1), 5)
+        await rebalancing
         await asyncio.sleep(0.01)  # let the cancelled delivery unwind
         events.append(f"queue holds {queue.qsize()}")
         return events
