@@ -25,7 +25,7 @@ from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.isolation import isolate
 from pipeline.language import Language, LanguagePolicy
-from pipeline.postprocess import KafkaPosition, scored_message, scored_row
+from pipeline.postprocess import KafkaPosition, scored_message, scored_row, summarise
 from pipeline.records import RecordValidator, Rejected
 from pipeline.records.models import InputRecord, RejectCode
 from pipeline.redaction import Redactor
@@ -207,6 +207,10 @@ class ScoringStages:
         scored_at = datetime.now(UTC)
         rows: list[_Row] = []
         for part, predictions, model in parts:
+            try:
+                summary = summarise(predictions.probabilities)
+            except Exception:  # noqa: BLE001 - a row the batch cannot take: row by row below
+                summary = None
             for i, item in enumerate(part):
                 try:
                     row = scored_row(
@@ -218,6 +222,7 @@ class ScoringStages:
                         scored_at,
                         item.language,
                         self.redactor,
+                        summary,
                     )
                 except Exception as exc:  # noqa: BLE001 - this record's output is unusable
                     letters.append(_poison("poison_postprocess", item.raw, exc))
