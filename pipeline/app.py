@@ -182,7 +182,11 @@ def _storage_buffer() -> StorageBuffer[Any]:
     global _buffer
     if _buffer is None:  # inside the running loop
         _buffer = StorageBuffer(
-            _writer.write, max_rows=settings.sink_max_rows, interval=settings.sink_flush_interval
+            _writer.write,
+            max_rows=settings.sink_max_rows,
+            interval=settings.sink_flush_interval,
+            min_rows=settings.sink_min_rows,
+            max_wait=settings.sink_max_wait,
         )
     return _buffer
 

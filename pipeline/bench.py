@@ -82,14 +82,17 @@ def _wait_rows(settings: Settings, prefix: str, expected: int, progress: Progres
     task = progress.add_task(label, total=expected)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # On the events table, not the dedup view (52 ms against 13 ms on a bench
+        # database of 500,000 rows), once a second: this poll shares the CPU with the
+        # pipeline it measures, and the figures come from the rows' own timestamps.
         n = int(client.command(
-            "SELECT count() FROM scored_events_dedup WHERE startsWith(event_id, {p:String})",
+            "SELECT uniqExact(event_id) FROM scored_events WHERE startsWith(event_id, {p:String})",
             parameters={"p": prefix},
         ))  # fmt: skip
         progress.update(task, completed=n)
         if n >= expected:
             return
-        time.sleep(0.5)
+        time.sleep(1.0)
     raise TimeoutError(f"{label}: only part of {expected} rows landed in {timeout:.0f}s")
 
 

@@ -109,10 +109,14 @@ class Settings(BaseSettings):
     # which stalled bursts for up to 1.5 s (measured: 0.6 s gaps with no event scored).
     fetch_max_wait: float = Field(default=0.1, gt=0, le=30)
     # Storage batches (pipeline/sink/buffer.py): the rows of many inference batches go
-    # to ClickHouse in one insert, at most every sink_flush_interval seconds, or at once
-    # when sink_max_rows are waiting. Events are acked only after their insert.
+    # to ClickHouse in one insert: at once when sink_max_rows are waiting, else no more
+    # often than every sink_flush_interval seconds. Events are acked after their insert.
     sink_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     sink_flush_interval: float = Field(default=0.25, ge=0, le=60)
+    # Fewer rows than sink_min_rows wait up to sink_max_wait seconds for more: light
+    # traffic is written about once a second, not once per inference batch.
+    sink_min_rows: int = Field(default=1000, ge=1, le=1_000_000)
+    sink_max_wait: float = Field(default=1.0, ge=0, le=60)
     lag_sample_interval: float = Field(default=10.0, gt=0)  # seconds between lag samples
     # Days to keep raw text (text, subject, author) of scored events; 0 keeps it.
     # Rollups and scores stay (privacy: the words go, the analytics remain).

@@ -7,6 +7,7 @@ Kafka, Triton or ClickHouse; the end-to-end tests cover those for real.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -219,3 +220,39 @@ def test_the_storage_buffer_flushes_at_max_rows_without_waiting() -> None:
 
     asyncio.run(run())
     assert written[0] == 60
+
+
+def test_light_traffic_waits_for_max_wait_a_pause_flushes_heavy_goes_at_the_interval() -> None:
+    written: list[tuple[int, float]] = []
+    marks: dict[str, float] = {}
+
+    async def run() -> None:
+        started = time.monotonic()
+
+        def now() -> float:
+            return time.monotonic() - started
+
+        async def write(rows: list) -> None:
+            written.append((len(rows), now()))
+
+        buffer: StorageBuffer = StorageBuffer(write, max_rows=10_000, interval=0.15,
+                                              min_rows=1000, max_wait=0.6)  # fmt: skip
+        futures = []
+        for _ in range(18):  # light, steady: 20 rows every 0.05 s (< interval apart)
+            futures.append(buffer.submit(list(range(20))))
+            await asyncio.sleep(0.05)
+        marks["last_light"] = now()
+        await asyncio.wait_for(asyncio.gather(*futures), 5)
+        await asyncio.sleep(0.2)
+        marks["heavy"] = now()
+        await asyncio.wait_for(buffer.submit(list(range(1500))), 0.3)  # >= min_rows
+        await buffer.close()
+
+    asyncio.run(run())
+    light, heavy = written[:-1], written[-1]
+    assert sum(n for n, _ in light) == 360
+    first_rows, first_at = light[0]
+    assert 0.55 <= first_at < 0.9 and first_rows >= 200  # ~max_wait of rows, in one insert
+    assert len(light) <= 3
+    assert light[-1][1] - marks["last_light"] < 0.4  # the pause flushed the rest
+    assert heavy[0] == 1500 and heavy[1] - marks["heavy"] < 0.25
