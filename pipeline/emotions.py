@@ -7,7 +7,7 @@ model version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numpy as np
 
 LABELS: tuple[str, ...] = (
     "admiration", "amusement", "anger", "annoyance", "approval", "caring",
@@ -49,14 +49,15 @@ SENTIMENT_OF: dict[str, str] = {
 }
 
 
-def group_scores(probs: Sequence[float], groups: dict[str, tuple[str, ...]]) -> dict[str, float]:
-    """A group's score is the highest probability among its member labels.
+def group_scores(probs: np.ndarray, groups: dict[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
+    """Each group's score for every row of `probs` (n, 28): the highest probability
+    among its member labels.
 
     Max rather than sum: labels are independent sigmoids, so sums exceed 1 and
     grow with group size (joy has 12 members, disgust one).
     """
-    index = {label: i for i, label in enumerate(LABELS)}
-    return {g: max(float(probs[index[m]]) for m in members) for g, members in groups.items()}
+    return {g: probs[:, [LABELS.index(m) for m in members]].max(axis=1)
+            for g, members in groups.items()}  # fmt: skip
 
 
 def _check() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.emotions import LABELS, SENTIMENT_GROUPS
+from pipeline.emotions import LABELS, SENTIMENT_GROUPS, group_scores
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.language import Language
 from pipeline.records.models import InputRecord, SocialPost
@@ -49,10 +49,6 @@ def kafka_time(timestamp: float | None) -> datetime:
     return at
 
 
-_POSITIVE = np.array([LABELS.index(m) for m in SENTIMENT_GROUPS["positive"]])
-_NEGATIVE = np.array([LABELS.index(m) for m in SENTIMENT_GROUPS["negative"]])
-
-
 @dataclass(frozen=True, slots=True)
 class BatchSummary:
     """What the rows of one batch take from its probabilities, as Python values.
@@ -78,7 +74,8 @@ def summarise(probs: np.ndarray) -> BatchSummary:
     if wide.ndim != 2 or wide.shape[1] != len(LABELS):
         raise ValueError(f"probabilities of shape {wide.shape}, expected (n, {len(LABELS)})")
     top = wide.argmax(axis=1)
-    sentiment = wide[:, _POSITIVE].max(axis=1) - wide[:, _NEGATIVE].max(axis=1)
+    groups = group_scores(wide, SENTIMENT_GROUPS)
+    sentiment = groups["positive"] - groups["negative"]
     return BatchSummary(
         probabilities=wide.tolist(),
         top_emotion=[LABELS[j] for j in top.tolist()],
