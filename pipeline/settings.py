@@ -105,8 +105,10 @@ class Settings(BaseSettings):
     web_port: int = Field(default=0, ge=0, description="Faust web server port; 0 disables it")
     # How long the broker may hold a fetch for partitions without new records. Faust
     # fixes it at 1.5 s, and aiokafka sends one fetch per broker at a time: while it
-    # waits on quiet partitions (tickets), drained busy ones (posts) are not re-fetched,
-    # which stalled bursts for up to 1.5 s (measured: 0.6 s gaps with no event scored).
+    # waits on quiet partitions (tickets), drained busy ones (posts) are not re-fetched
+    # until it returns (seen in a traced burst: the posts' next fetch waited for the
+    # quiet one). Not measured alone: the ~0.6 s burst stalls were the poll's
+    # (pipeline/faust_fixes.py POLL_TIMEOUT).
     fetch_max_wait: float = Field(default=0.1, gt=0, le=30)
     # Storage batches (pipeline/sink/buffer.py): the rows of many inference batches go
     # to ClickHouse in one insert: at once when sink_max_rows are waiting, else no more
