@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.bench import _bench_settings, _paced_produce
+from pipeline.bench.throughput import _bench_settings, _paced_produce
+from pipeline.connections.topics import ensure_topics
 from pipeline.local.runtime import LocalRuntime
 from pipeline.local.worker import start_worker, stop_worker
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
-from pipeline.topics import ensure_topics
 from pipeline.traffic import sample_posts
 
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from pipeline.connections.kafka import KafkaConnection, SaslMechanism, SecurityProtocol
+from pipeline.connections.triton import TritonTLS
 from pipeline.redaction import DEFAULT_ENTITIES, RedactionMode
-from pipeline.triton_connection import TritonTLS
 
 
 class Settings(BaseSettings):
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     # waits on quiet partitions (tickets), drained busy ones (posts) are not re-fetched
     # until it returns (seen in a traced burst: the posts' next fetch waited for the
     # quiet one). Not measured alone: the ~0.6 s burst stalls were the poll's
-    # (pipeline/faust_fixes.py POLL_TIMEOUT).
+    # (pipeline/worker/faust_patches/delivery.py POLL_TIMEOUT).
     fetch_max_wait: float = Field(default=0.1, gt=0, le=30)
     # Storage batches (pipeline/sink/buffer.py): the rows of many inference batches go
     # to ClickHouse in one insert: at once when sink_max_rows are waiting, else no more
@@ -191,9 +191,6 @@ class Settings(BaseSettings):
     # Table changelog messages that may wait to be produced before Faust pauses streams.
     producer_buffer_max_messages: int = Field(default=50_000, ge=100)
     dead_letter_max_bytes: int = Field(default=900_000, ge=4096)
-    # Test tool, never for production: the scoring agents fail this many times after
-    # storing a batch and before acking it, to prove nothing is lost (tests).
-    fault_agent_crashes: int = Field(default=0, ge=0)
 
     @field_validator("kafka_url")
     @classmethod

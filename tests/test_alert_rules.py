@@ -90,4 +90,4 @@ def test_worker_refuses_to_start_with_bad_rules(tmp_path: Path) -> None:
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
-        assert f"{bad}:line 2: brand_spike.window" in done.stdout, done.stdout + done.stderr
+        assert f"{bad}:line 2: brand_spike.window" in done.stderr, done.stdout + done.stderr

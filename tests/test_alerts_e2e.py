@@ -115,7 +115,7 @@ def test_scenario_raises_exactly_the_expected_alerts(tmp_path: Path, scenario: S
 
 
 async def _read(ns: Namespace, topic: str) -> list[dict[str, Any]]:
-    from pipeline.topics import read_topic_json
+    from pipeline.connections.topics import read_topic_json
 
     return await read_topic_json(ns.settings.kafka_bootstrap, topic)
 

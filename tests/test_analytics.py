@@ -268,7 +268,7 @@ def test_every_saved_query_runs_through_moodpipe_sql(seeded: Namespace, tmp_path
     assert f"{len(history)} row(s)" in listed.stdout
 
     bad = _moodpipe(seeded, "sql", "top_negative_posts", "-p", "nope=1")
-    assert bad.returncode != 0 and "has no parameter nope" in bad.stdout
+    assert bad.returncode != 0 and "has no parameter nope" in bad.stderr
 
 
 def test_png_report_renders(seeded: Namespace, tmp_path: Path) -> None:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import numpy as np
 
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.triton_client import TritonEmotionClient
-from pipeline.postprocess import COLUMNS, KafkaPosition
+from pipeline.postprocess import COLUMNS
 from pipeline.records import RecordValidator
+from pipeline.records.raw import KafkaPosition, RawRecord
+from pipeline.scoring import ScoringStages
 from pipeline.sink.buffer import StorageBuffer
-from pipeline.stages import RawRecord, RowWriter, ScoringStages
+from pipeline.sink.writer import RowWriter
 from pipeline.traffic import bad_records, sample_posts
 
 
@@ -46,7 +47,7 @@ class RecordingInference:
 
 
 class RecordingSink:
-    settings = SimpleNamespace(retry_initial_backoff=0.01, retry_max_backoff=0.01)
+    initial_backoff = max_backoff = 0.01
 
     def __init__(self, refuse: str = "") -> None:
         self.batches: list[list[list]] = []

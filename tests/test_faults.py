@@ -47,9 +47,8 @@ def test_an_agent_that_crashes_after_storing_loses_nothing_and_commits_nothing_p
     s = namespace.settings
     posts = sample_posts(600, run_id="crash", seed=51)
     asyncio.run(produce(s.kafka_bootstrap, s.posts_topic, posts))
-    namespace.env["MOODPIPE_FAULT_AGENT_CRASHES"] = "4"
     namespace.env["MOODPIPE_AGENT_CONCURRENCY"] = "2"
-    worker = spawn_worker(namespace)
+    worker = namespace.start_worker(crash_after_storing=4)
     wait_until(lambda: namespace.landed() >= len(posts), 240, "every post stored")
     namespace.wait_caught_up(120)
     assert worker.poll() is None, "the worker must survive its agents' failures"

@@ -1,4 +1,4 @@
-"""The fetch loop's record delivery (pipeline.faust_fixes.deliver) keeps upstream's
+"""The fetch loop's record delivery (pipeline.worker.faust_patches.delivery.deliver) keeps upstream's
 semantics: a callback that finishes in one step is done inline, one that suspends
 races the flow-control event through mode's real `wait_first`, and a suspension of
 flow abandons a blocked delivery exactly as upstream does."""
@@ -15,7 +15,13 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode import Service
 
-from pipeline.faust_fixes import UPSTREAM_DRAIN_MESSAGES, deliver, finish_started
+from pipeline.settings import Settings
+from pipeline.worker.app import create_app
+from pipeline.worker.faust_patches.delivery import (
+    UPSTREAM_DRAIN_MESSAGES,
+    deliver,
+    finish_started,
+)
 
 
 class FetchLoop(Service):
@@ -157,7 +163,7 @@ def test_finish_started_completes_a_coroutine_from_its_first_yield() -> None:
 
 
 def test_the_copied_fetch_loop_matches_the_pinned_upstream() -> None:
-    # pipeline.faust_fixes.drain_messages is upstream's loop with two changes; when
+    # pipeline.worker.faust_patches.delivery.drain_messages is upstream's loop with two changes; when
     # faust-streaming changes it, this fails and the copy must be reviewed.
     source = inspect.getsource(UPSTREAM_DRAIN_MESSAGES)
     digest = hashlib.sha256(source.encode()).hexdigest()
@@ -167,7 +173,7 @@ def test_the_copied_fetch_loop_matches_the_pinned_upstream() -> None:
 
 
 def test_the_worker_installs_the_fetch_loop_and_fetch_wait() -> None:
-    import pipeline.app  # noqa: F401 - importing the app installs them
+    create_app(Settings())  # creating the app installs them
 
     assert Consumer._drain_messages.__qualname__ == "drain_messages"
     assert AIOKafkaConsumerThread._create_worker_consumer.__qualname__.startswith(

@@ -12,7 +12,8 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from pipeline.faust_fixes import IDLE_CHECKS, InFlight, StallGuard
+from pipeline.worker.faust_patches.in_flight import InFlight
+from pipeline.worker.faust_patches.stall_guard import IDLE_CHECKS, StallGuard
 
 TP = TopicPartition("posts", 1)
 

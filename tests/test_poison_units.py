@@ -22,13 +22,16 @@ from faust.transport.consumer import Consumer
 from intervaltree import IntervalTree
 from tritonclient.utils import InferenceServerException
 
-from pipeline.deadletter import dead_letter
-from pipeline.failures import ServiceUnavailableError, is_outage
-from pipeline.faust_fixes import UPSTREAM_NEW_OFFSET, InFlight, guarded_new_offset
-from pipeline.isolation import isolate
 from pipeline.logs import RepeatSummary
-from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import Rejected
+from pipeline.records.raw import KafkaPosition, kafka_time
+from pipeline.resilience.failures import ServiceUnavailableError, is_outage
+from pipeline.resilience.isolation import isolate
+from pipeline.settings import Settings
+from pipeline.sink.dead_letters import dead_letter
+from pipeline.worker.app import create_app
+from pipeline.worker.faust_patches.commit_guard import UPSTREAM_NEW_OFFSET, guarded_new_offset
+from pipeline.worker.faust_patches.in_flight import InFlight
 
 log = logging.getLogger("test")
 
@@ -209,7 +212,7 @@ def test_without_a_committed_offset_the_guard_never_passes_a_held_record() -> No
 
 
 def test_the_worker_installs_the_guard() -> None:
-    import pipeline.app  # noqa: F401 - importing the app installs it
+    create_app(Settings())  # creating the app installs it
 
     assert Consumer._new_offset.__qualname__.startswith("guarded_new_offset")
 

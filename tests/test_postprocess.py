@@ -11,8 +11,9 @@ import pytest
 from pipeline.emotions import LABELS, SENTIMENT_GROUPS
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.language import LanguagePolicy
-from pipeline.postprocess import COLUMNS, KafkaPosition, scored_message, scored_row, summarise
+from pipeline.postprocess import COLUMNS, scored_message, scored_row, summarise
 from pipeline.records import RecordValidator
+from pipeline.records.raw import KafkaPosition
 from pipeline.traffic import sample_posts, sample_tickets
 
 ENGLISH = LanguagePolicy(detect="off", detector=None, multilingual=False, assume="en")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipeline.bench_redaction import evaluate, labelled_set
+from pipeline.bench.redaction import evaluate, labelled_set
 from pipeline.redaction import Redactor
 from pipeline.settings import Settings
 from pipeline.traffic import SampleRecord, produce
@@ -122,7 +122,7 @@ def test_stored_published_and_alerted_text_is_redacted(tmp_path: Path, runtime) 
         # Scored on the original: redaction happens after the model, so the scores
         # match a direct score of the same (unredacted) text.
         assert max(r["anger"] for r in rows) > 0.05
-        from pipeline.topics import read_topic_json
+        from pipeline.connections.topics import read_topic_json
 
         scored = asyncio.run(read_topic_json(s.kafka, s.scored_topic))
         assert scored and all("4111" not in m["text"] and m["pii_redacted"] == 3 for m in scored)

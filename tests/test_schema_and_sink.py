@@ -14,8 +14,9 @@ import pytest
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.language import LanguagePolicy
-from pipeline.postprocess import COLUMNS, KafkaPosition, scored_row
+from pipeline.postprocess import COLUMNS, scored_row
 from pipeline.records import RecordValidator
+from pipeline.records.raw import KafkaPosition
 from pipeline.resources import schemas_dir
 from pipeline.sink.clickhouse import ClickHouseSink, apply_migrations
 from pipeline.traffic import sample_posts, sample_tickets

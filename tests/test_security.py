@@ -225,9 +225,9 @@ def test_no_secret_reaches_logs_letters_alerts_or_notifications(
 
 def test_triton_grpc_over_tls(tmp_path: Path, runtime: LocalRuntime) -> None:
     """A second, real tritonserver serving only the near-free model over gRPC TLS."""
+    from pipeline.connections.triton import TritonTLS
     from pipeline.inference.triton_client import TritonEmotionClient
     from pipeline.resources import triton_models_dir
-    from pipeline.triton_connection import TritonTLS
 
     cert, key = _self_signed(tmp_path)
     binary, backends, env = runtime._triton_install()

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -126,3 +127,24 @@ def _plain(value: Any) -> Any:
 def run_query(client: Any, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
     result = client.query(sql, parameters=parameters or {})
     return QueryResult(list(result.column_names), [tuple(r) for r in result.result_rows])
+
+
+def parse_params(items: Sequence[str]) -> dict[str, str]:
+    """`NAME=VALUE` strings (`moodpipe sql -p`) -> a dict; ValueError names a bad one."""
+    given = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE")
+        given[name.strip()] = value
+    return given
+
+
+def prepare_query(query: str, given: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """SQL and bound parameters for a saved query's name or for ad-hoc SQL. Ad-hoc values
+    are strings unless their {name:Type} placeholder says otherwise."""
+    saved = saved_queries()
+    if query in saved:
+        return saved[query].sql, saved[query].bind(given)
+    types = dict(_PLACEHOLDER.findall(query))
+    return query, {k: Param(k, types.get(k, "String"), v, "").convert(v) for k, v in given.items()}

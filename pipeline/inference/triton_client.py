@@ -9,10 +9,10 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from pipeline.connections.triton import TritonTLS
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
-from pipeline.retry import retry
-from pipeline.triton_connection import TritonTLS
+from pipeline.resilience.retry import retry
 
 log = logging.getLogger("moodpipe.inference")
 

@@ -8,12 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+WORKER_COMMAND = ("-m", "pipeline.cli", "worker")
 
-def start_worker(log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+
+def start_worker(
+    log_path: Path, env: dict[str, str] | None = None, command: tuple[str, ...] = WORKER_COMMAND
+) -> subprocess.Popen[bytes]:
+    """`moodpipe worker` (or `command`, arguments to the interpreter) with its output in
+    `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker"],
+            [sys.executable, *command],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

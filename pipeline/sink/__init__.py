@@ -1,1 +1,1 @@
-"""Sink stage: scored events into ClickHouse."""
+"""Sink stage: rows into ClickHouse in large batches, then the scored topic; dead letters."""

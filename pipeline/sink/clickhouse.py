@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from pipeline.failures import ServiceUnavailableError
 from pipeline.postprocess import COLUMNS
+from pipeline.resilience.failures import ServiceUnavailableError
+from pipeline.resilience.retry import retry
 from pipeline.resources import schemas_dir
-from pipeline.retry import retry
 from pipeline.settings import Settings
 
 log = logging.getLogger("moodpipe.sink")
@@ -204,6 +204,14 @@ class ClickHouseSink:
         self.database = settings.clickhouse_database
         self.embedded_fallback = embedded_fallback
         self._client: Client | None = None
+
+    @property
+    def initial_backoff(self) -> float:
+        return self.settings.retry_initial_backoff
+
+    @property
+    def max_backoff(self) -> float:
+        return self.settings.retry_max_backoff
 
     def _connection(self) -> Client:
         if self._client is None:

@@ -20,13 +20,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from pipeline.deadletter import read_dead_letters
-from pipeline.local.worker import kill_worker, start_worker, stop_worker
+from pipeline.connections.topics import ensure_topics, read_topic_json
+from pipeline.local.worker import WORKER_COMMAND, kill_worker, start_worker, stop_worker
 from pipeline.recording import RecordingReader
 from pipeline.recording.replay import ReplaySummary, replay_recording
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink, connect
-from pipeline.topics import ensure_topics, read_topic_json
+from pipeline.sink.dead_letters import read_dead_letters
 
 
 def wait_until(
@@ -114,8 +114,16 @@ class PipelineNamespace:
 
     # --- workers ---------------------------------------------------------------
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        proc = start_worker(self.log_dir / f"{name}-{len(self.workers)}.log", self.env)
+    def start_worker(
+        self, name: str = "worker", *, crash_after_storing: int = 0
+    ) -> subprocess.Popen[bytes]:
+        """A worker on this namespace; `crash_after_storing` N: its scoring agents fail N
+        times after storing a batch, before acking it (`pipeline.testing.faults`)."""
+        command = WORKER_COMMAND
+        if crash_after_storing:
+            command = ("-m", "pipeline.testing.faults",
+                       "--crash-after-storing", str(crash_after_storing))  # fmt: skip
+        proc = start_worker(self.log_dir / f"{name}-{len(self.workers)}.log", self.env, command)
         self.workers.append(proc)
         return proc
 
@@ -186,7 +194,7 @@ class PipelineNamespace:
     async def _lag(self) -> dict[str, int | str]:
         from aiokafka import AIOKafkaConsumer
 
-        from pipeline.topics import partitions_of
+        from pipeline.connections.topics import partitions_of
 
         s = self.settings
         tps = [

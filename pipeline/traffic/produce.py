@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from pipeline.kafka_connection import KafkaConnection, as_connection
+from pipeline.connections.kafka import KafkaConnection, as_connection
 from pipeline.traffic.generate import SampleRecord
 
 

@@ -8,10 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipeline.connections.topics import ensure_topics
 from pipeline.local.runtime import LocalRuntime
 from pipeline.settings import Settings
 from pipeline.testing.plugin import free_port
-from pipeline.topics import ensure_topics
 
 TOPICS = ["social-posts", "support-tickets"]  # named like production's
 

@@ -12,11 +12,31 @@ import base64
 import hashlib
 import json
 import socket
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from pipeline.kafka_connection import KafkaConnection
-from pipeline.postprocess import KafkaPosition
-from pipeline.records.models import Rejected
+from pipeline.connections.kafka import KafkaConnection
+from pipeline.records.models import RejectCode, Rejected
+from pipeline.records.raw import KafkaPosition, RawRecord
+from pipeline.resilience.failures import describe
+
+# A record bound for the dead-letter topic: why, original key and value, where from.
+Letter = tuple[Rejected, bytes | None, bytes | None, KafkaPosition]
+# Sends dead letters and returns once the broker has every one of them.
+DeadLetterSender = Callable[[Sequence[Letter]], Awaitable[None]]
+
+
+def letter_for(rejected: Rejected, raw: RawRecord) -> Letter:
+    return (rejected, raw.key, raw.value, raw.position)
+
+
+def poison_letter(code: RejectCode, raw: RawRecord, exc: BaseException) -> Letter:
+    """A valid record that one stage failed on alone, while it worked for the others."""
+    stage = code.removeprefix("poison_")
+    reason = (f"{stage} failed for this record alone, while the service worked for "
+              f"other input: {describe(exc)}")  # fmt: skip
+    return letter_for(Rejected(code, reason), raw)
+
 
 REASON_HEADER = "moodpipe.reason"
 ERROR_HEADER = "moodpipe.error"
@@ -89,6 +109,6 @@ async def read_dead_letters(
     kafka: KafkaConnection | str, topic: str, timeout: float = 10.0
 ) -> list[dict]:
     """Every dead letter currently on the topic (all partitions, from the start)."""
-    from pipeline.topics import read_topic_json
+    from pipeline.connections.topics import read_topic_json
 
     return await read_topic_json(kafka, topic, timeout)

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from pipeline.kafka_connection import KafkaConnection, as_connection
+from pipeline.connections.kafka import KafkaConnection, as_connection
 from pipeline.settings import Settings
 
 
@@ -97,7 +97,7 @@ async def seed_committed_offsets(
 
     Why: after an assignment Faust seeks each partition to its committed offset; a
     partition without one is not rewound, so anything Faust lost track of around the
-    rebalance (see pipeline/faust_fixes.py) would not be fetched again. With an offset
+    rebalance (see pipeline/worker/faust_patches/) would not be fetched again. With an offset
     in place it is, and consumer lag is defined from the first record. Returns how
     many partitions were seeded; an active group rejects the commit, which is fine:
     its members commit themselves.

@@ -1,9 +1,9 @@
 """Retries with capped exponential backoff: forever for an outage, a few times for the rest.
 
-An outage (`pipeline.failures.is_outage`) is waited out: the batch's offsets stay
+An outage (`pipeline.resilience.failures.is_outage`) is waited out: the batch's offsets stay
 uncommitted, so waiting loses nothing while dropping the batch would. A failure that
 is not an outage may be caused by the data; after `data_attempts` tries it is raised
-to the caller, which isolates the records that cause it (`pipeline.isolation`).
+to the caller, which isolates the records that cause it (`pipeline.resilience.isolation`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pipeline.failures import describe, is_outage
+from pipeline.resilience.failures import describe, is_outage
 
 T = TypeVar("T")
 

@@ -84,6 +84,7 @@ def run_model_bench(
     texts = list(sample_texts()[:2000])
     rows: list[dict[str, Any]] = []
     runtime = LocalRuntime(settings)
+    runtime.up(["triton"])
     for variant, onnx_file, config in (
         ("fp32", "model.onnx", ""),
         ("int8", "model_int8.onnx", "int8"),

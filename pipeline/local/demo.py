@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.deadletter import read_dead_letters
+from pipeline.connections.topics import ensure_topics
 from pipeline.local.runtime import LocalRuntime
 from pipeline.local.worker import start_worker, stop_worker
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink, connect
-from pipeline.topics import ensure_topics
+from pipeline.sink.dead_letters import read_dead_letters
 from pipeline.traffic import (
     SampleRecord,
     bad_records,

@@ -2,7 +2,7 @@
 
 The worker's rule: patience only for a service that does not answer. Everything else
 is retried a bounded number of times and then isolated record by record
-(`pipeline.isolation`), so one bad post can never hold a partition.
+(`pipeline.resilience.isolation`), so one bad post can never hold a partition.
 
 Outages, per client:
 - the network: refused, reset, unreachable, timed out, DNS (`OSError`, `TimeoutError`);

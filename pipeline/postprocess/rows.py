@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ from pipeline.emotions import LABELS, SENTIMENT_GROUPS, group_scores
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.language import Language
 from pipeline.records.models import InputRecord, SocialPost
+from pipeline.records.raw import KafkaPosition
 from pipeline.redaction import Redactor
 
 # Column order of scored_events as written by the sink (inserted_at has a default).
@@ -23,30 +24,6 @@ COLUMNS: tuple[str, ...] = (
     "labels", "ekman", "sentiment", "sentiment_score", "model_name", "model_version",
     "source_topic", "source_partition", "source_offset",
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaPosition:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: datetime  # the record's Kafka timestamp (produce time)
-
-
-# A Kafka timestamp is whatever the producer set; outside this range (ClickHouse's
-# DateTime64 range, with margin) the time the worker read the record stands in.
-_KAFKA_TIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
-
-
-def kafka_time(timestamp: float | None) -> datetime:
-    """A Kafka record's timestamp (seconds) as produced_at, or now if it is unusable."""
-    try:
-        at = datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None
-    except (OverflowError, OSError, ValueError, TypeError):
-        at = None
-    if at is None or not _KAFKA_TIME_RANGE[0] <= at < _KAFKA_TIME_RANGE[1]:
-        return datetime.now(UTC)
-    return at
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,16 +26,18 @@ from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
 from pipeline.alerts.rules import load_rules
-from pipeline.failures import describe
-from pipeline.faust_fixes import InFlight, run_batches
-from pipeline.isolation import isolate
-from pipeline.postprocess import KafkaPosition, kafka_time
 from pipeline.records import Rejected
 from pipeline.records.models import RejectCode
-from pipeline.retry import retry
+from pipeline.records.raw import KafkaPosition, kafka_time
+from pipeline.resilience.failures import describe
+from pipeline.resilience.isolation import isolate
+from pipeline.resilience.retry import retry
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
-from pipeline.stages import DeadLetterSender, RowWriter, ScoredPublisher
+from pipeline.sink.dead_letters import DeadLetterSender
+from pipeline.sink.writer import RowWriter, ScoredPublisher
+from pipeline.worker.context import WorkerContext
+from pipeline.worker.faust_patches import run_batches
 
 log = logging.getLogger("moodpipe.alerts")
 
@@ -58,14 +60,10 @@ def alert_row(alert: Alert) -> list[Any]:
     ]  # fmt: skip
 
 
-def install(
-    app: faust.App,
-    settings: Settings,
-    raw_topic: Any,
-    send_dead_letter: DeadLetterSender,
-    in_flight: InFlight,
-) -> ScoredPublisher:
+def install(worker: WorkerContext) -> ScoredPublisher:
     """Declare the alert topics, table and agents; returns the scoring side's publisher."""
+    app, settings, raw_topic = worker.app, worker.settings, worker.raw_topic
+    send_dead_letter, in_flight = worker.dead_letters.send, worker.patches.in_flight
     rules = load_rules(settings.alert_rules)  # a bad file stops the worker here, clearly
     log.info("alert rules from %s", rules.path)
     scored_topic = raw_topic(settings.scored_topic)  # read by detect_alerts
@@ -185,7 +183,7 @@ def install(
                     alert = Alert.from_message(json.loads(event.message.value))
                 except Exception:  # noqa: BLE001 - store_alerts dead-letters it
                     continue
-                try:  # an exception must not leave the agent (see faust_fixes.run_batches)
+                try:  # an exception must not leave the agent (see faust_patches.batches)
                     await _retry(lambda alert=alert: _notify(sink, channels, alert, settings),
                                  f"notifying alert {alert.alert_id}", settings,
                                  settings.poison_attempts)  # fmt: skip

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pipeline.failures import describe, is_outage
+from pipeline.resilience.failures import describe, is_outage
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,7 +45,7 @@ async def isolate(
 ) -> Isolated[T, R]:
     """Bisect `items` over `attempt`; returns the successful parts and the poison records.
 
-    `attempt` must wait out outages itself (`pipeline.retry.retry`) and raise anything
+    `attempt` must wait out outages itself (`pipeline.resilience.retry.retry`) and raise anything
     else at once. `single_attempts`: tries of a record alone before it is suspected.
     """
     backoff = initial_backoff

