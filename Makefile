@@ -1,11 +1,14 @@
 # The two commands of the README:
-#   make demo   set everything up, start the local runtime, stream sample traffic, show results
-#   make test   set everything up and run the linters and the whole test suite
+#   make demo        set everything up, start the local runtime, stream sample traffic, show results
+#   make test        set everything up, lint, and run the whole test suite (what CI runs)
+# and the fast path:
+#   make test-fast   lint and the tests that need no services (no Kafka, Triton or ClickHouse)
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+PYTEST := $(VENV)/bin/pytest -v --durations=10
 
-.PHONY: demo test setup bench lint clean
+.PHONY: demo test test-fast test-services setup lint bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -22,10 +25,21 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/moodpipe demo
 
-test: setup
+# Style, types and layering: ruff, mypy over pipeline/, import-linter's contracts.
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -v --durations=10
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+test: setup lint
+	$(PYTEST)
+
+test-fast: setup lint
+	$(PYTEST) -m "not services"
+
+test-services: setup
+	$(PYTEST) -m services
 
 bench: setup
 	$(VENV)/bin/moodpipe bench

@@ -32,3 +32,18 @@ def spawn_worker(ns: PipelineNamespace, name: str = "worker"):
 os.environ.setdefault(
     "MOODPIPE_TRITON_EXTRA_MODEL_REPOSITORY", str(Path(__file__).parent / "triton_models")
 )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `make test-fast` selects `-m "not services"`: a test that starts the local runtime
+    # (directly or through `namespace`) without the marker would start it there too.
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "moodpipe_runtime" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("services") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the local runtime but are not marked services: " + ", ".join(unmarked)
+        )

@@ -1,4 +1,4 @@
-"""The fetch loop's record delivery (pipeline.worker.faust_patches.delivery.deliver) keeps upstream's
+"""The fetch loop's record delivery (faust_patches.delivery.deliver) keeps upstream's
 semantics: a callback that finishes in one step is done inline, one that suspends
 races the flow-control event through mode's real `wait_first`, and a suspension of
 flow abandons a blocked delivery exactly as upstream does."""
@@ -163,7 +163,7 @@ def test_finish_started_completes_a_coroutine_from_its_first_yield() -> None:
 
 
 def test_the_copied_fetch_loop_matches_the_pinned_upstream() -> None:
-    # pipeline.worker.faust_patches.delivery.drain_messages is upstream's loop with two changes; when
+    # faust_patches.delivery.drain_messages is upstream's loop with two changes; when
     # faust-streaming changes it, this fails and the copy must be reviewed.
     source = inspect.getsource(UPSTREAM_DRAIN_MESSAGES)
     digest = hashlib.sha256(source.encode()).hexdigest()

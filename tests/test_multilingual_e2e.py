@@ -20,11 +20,11 @@ pytestmark = pytest.mark.services
 COLUMNS = "event_id, text, lang, lang_declared, lang_detected, model_coverage, model_name, "
 
 
-def _stored(namespace: Namespace) -> dict[str, tuple]:
-    rows = namespace.query(
+def _stored(namespace: Namespace) -> dict[str, dict]:
+    rows = namespace.query_dicts(
         f"SELECT {COLUMNS} {', '.join(LABELS)} FROM scored_events FINAL ORDER BY event_id"
     )
-    return {r[0]: r for r in rows}
+    return {r["event_id"]: r for r in rows}
 
 
 def test_languages_are_detected_routed_and_scored_by_the_multilingual_model(
@@ -44,7 +44,12 @@ def test_languages_are_detected_routed_and_scored_by_the_multilingual_model(
     sent = {r.event_id: json.loads(r.value) for r in foreign + english}
     ml_ids, en_ids = [], []
     for event_id, row in stored.items():
-        _, text, lang, declared, detected, coverage, model_name = row[:7]
+        text, lang, declared = row["text"], row["lang"], row["lang_declared"]
+        detected, coverage, model_name = (
+            row["lang_detected"],
+            row["model_coverage"],
+            row["model_name"],
+        )
         doc = sent[event_id]
         assert declared == doc.get("lang", "")
         if declared:
@@ -71,18 +76,18 @@ def test_languages_are_detected_routed_and_scored_by_the_multilingual_model(
 
     # Scores are the multilingual model's, computed in-process on the same texts.
     for ids, name in ((ml_ids, "emotion_ml"), (en_ids, "emotion")):
-        got = np.array([stored[i][7 : 7 + len(LABELS)] for i in ids], dtype=np.float32)
-        expected = LocalEmotionModel(model_name=name).score([stored[i][1] for i in ids])
+        got = np.array([[stored[i][label] for label in LABELS] for i in ids], dtype=np.float32)
+        expected = LocalEmotionModel(model_name=name).score([stored[i]["text"] for i in ids])
         assert np.abs(got - expected).max() < 1e-4, name
 
     # Uncovered languages are stored but left out of the mood rollup; language_minute
     # counts every event.
-    covered = sum(1 for r in stored.values() if r[5] != "none")
+    covered = sum(1 for r in stored.values() if r["model_coverage"] != "none")
     assert covered < len(stored)
     assert namespace.scalar("SELECT sum(events) FROM mood_minute") == covered
     assert namespace.scalar("SELECT sum(events) FROM language_minute") == len(stored)
     assert namespace.scalar("SELECT sum(detected) FROM language_minute") == sum(
-        1 for r in stored.values() if r[3] == ""
+        1 for r in stored.values() if r["lang_declared"] == ""
     )
 
 
@@ -99,7 +104,7 @@ def test_without_the_multilingual_model_other_languages_are_marked_not_covered(
     wait_until(lambda: namespace.landed() >= 15, 180, "all posts in ClickHouse")
     stop_worker(worker)
     for row in _stored(namespace).values():
-        lang, coverage, model_name = row[2], row[5], row[6]
+        lang, coverage, model_name = row["lang"], row["model_coverage"], row["model_name"]
         assert model_name == "emotion"
         assert coverage == ("full" if lang == "en" else "none")
     assert namespace.scalar("SELECT sum(events) FROM mood_minute") is None or (

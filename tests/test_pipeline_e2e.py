@@ -44,13 +44,13 @@ def test_every_event_lands_once_with_model_scores_and_bad_records_are_dead_lette
     stop_worker(worker)
 
     # Exactly once: no duplicates even before merges, and nothing unexpected.
-    rows = namespace.query(
+    rows = namespace.query_dicts(
         "SELECT event_id, source, text, "
         + ", ".join(LABELS)
         + ", top_emotion, labels, ekman, sentiment, model_name, model_version, "
         "source_topic, source_partition, source_offset FROM scored_events ORDER BY event_id"
     )
-    ids = [r[0] for r in rows]
+    ids = [r["event_id"] for r in rows]
     assert len(ids) == len(set(ids)) == len(good)
     assert set(ids) == {r.event_id for r in good}
 
@@ -63,20 +63,19 @@ def test_every_event_lands_once_with_model_scores_and_bad_records_are_dead_lette
         texts.append(doc["text"] if "text" in doc else f"{doc['subject']}\n{doc['body']}"
                      if doc["subject"] else doc["body"])  # fmt: skip
     expected = model.predict(texts)
-    got = np.array([r[3 : 3 + len(LABELS)] for r in rows], dtype=np.float32)
+    got = np.array([[r[label] for label in LABELS] for r in rows], dtype=np.float32)
     assert np.abs(got - expected.probabilities).max() < 1e-4
     for i, row in enumerate(rows):
-        top_emotion, labels, ekman, sentiment, model_name, version = row[31:37]
         probs = expected.probabilities[i]
-        assert top_emotion == LABELS[int(np.argmax(probs))]
+        assert row["top_emotion"] == LABELS[int(np.argmax(probs))]
         # Labels, Ekman and sentiment come from Triton's postprocessing step; the same
         # code in-process must agree (except where a score sits within float noise of
         # its threshold).
         near = {LABELS[j] for j in np.flatnonzero(np.abs(probs - model.post.thresholds) < 1e-4)}
-        assert set(labels) ^ set(expected.labels[i]) <= near
-        assert (ekman, sentiment) == (expected.ekman[i], expected.sentiment[i])
-        assert (model_name, version) == ("emotion", model.info.version)
-        assert row[37] in (s.posts_topic, s.tickets_topic)
+        assert set(row["labels"]) ^ set(expected.labels[i]) <= near
+        assert (row["ekman"], row["sentiment"]) == (expected.ekman[i], expected.sentiment[i])
+        assert (row["model_name"], row["model_version"]) == ("emotion", model.info.version)
+        assert row["source_topic"] in (s.posts_topic, s.tickets_topic)
 
     # Each bad record is on the dead-letter topic, byte for byte, with its reason.
     letters = namespace.dead_letters()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.alerts.models import Alert, ScoredEvent, alert_id
+from pipeline.alerts.models import Alert, ScoredEvent, Severity, alert_id
 from pipeline.alerts.rules import PRIORITIES, AngryCustomerRule
 
 CustomerState = dict[str, Any]
@@ -52,7 +52,7 @@ def observe_ticket(
 
     state["triggers"] = [x for x in state["triggers"] if 0 <= t - x < rule.escalation_window]
     state["triggers"].append(t)
-    severity = "critical" if len(state["triggers"]) >= rule.escalate_after else "warning"
+    severity: Severity = "critical" if len(state["triggers"]) >= rule.escalate_after else "warning"
     last = state["last_alert"]
     cooling = last is not None and abs(t - last) < rule.cooldown
     escalating = severity == "critical" and state["last_severity"] != "critical"

@@ -113,8 +113,8 @@ class AlertDetector:
         key = brand_key(event.source, event.brand)
         held = store.get(key)
         if held is None or held["offset"] < offset:
-            rule = self.rules.brand_spike(event.source, event.brand)
-            state, alerts = observe_event(held["state"] if held else None, event, rule)
+            spike_rule = self.rules.brand_spike(event.source, event.brand)
+            state, alerts = observe_event(held["state"] if held else None, event, spike_rule)
             detection.alerts.extend(alerts)
             detection.writes.append((key, {"offset": offset, "state": state}))
 
@@ -197,7 +197,7 @@ class StagedState(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         if key in self.changes:
-            return self.changes[key][1] is not _DELETED  # type: ignore[index]
+            return self.changes[key][1] is not _DELETED
         return key in self.base
 
     def __iter__(self) -> Iterator[str]:

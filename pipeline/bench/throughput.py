@@ -85,7 +85,7 @@ def _wait_rows(settings: Settings, prefix: str, expected: int, progress: Progres
         # On the events table, not the dedup view (52 ms against 13 ms on a bench
         # database of 500,000 rows), once a second: this poll shares the CPU with the
         # pipeline it measures, and the figures come from the rows' own timestamps.
-        n = int(client.command(
+        n = int(client.command(  # type: ignore[arg-type]
             "SELECT uniqExact(event_id) FROM scored_events WHERE startsWith(event_id, {p:String})",
             parameters={"p": prefix},
         ))  # fmt: skip

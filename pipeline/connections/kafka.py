@@ -52,7 +52,7 @@ class KafkaConnection:
 
     def describe(self) -> str:
         """For messages and logs: where and how, never the password."""
-        how = self.security_protocol
+        how: str = self.security_protocol
         if self.uses_sasl:
             how += f" {self.sasl_mechanism} as {self.username!r}"
         return f"{self.bootstrap} ({how})"
@@ -83,21 +83,6 @@ class KafkaConnection:
             options["sasl_plain_username"] = self.username
             options["sasl_plain_password"] = self.password.get_secret_value()
         return options
-
-    def faust_credentials(self) -> Any:
-        """`broker_credentials` for faust.App (None for PLAINTEXT)."""
-        from faust import SASLCredentials, SSLCredentials
-
-        if self.uses_sasl:
-            return SASLCredentials(
-                username=self.username,
-                password=self.password.get_secret_value(),
-                mechanism=self.sasl_mechanism,
-                ssl_context=self.ssl_context(),
-            )
-        if self.uses_tls:
-            return SSLCredentials(self.ssl_context())
-        return None
 
 
 def as_connection(kafka: KafkaConnection | str) -> KafkaConnection:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.connections.kafka import KafkaConnection, as_connection
-from pipeline.settings import Settings
+
+if TYPE_CHECKING:  # the settings import the connections: only their type here
+    from pipeline.settings import Settings
 
 
 async def ensure_topics(

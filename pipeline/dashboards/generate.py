@@ -59,7 +59,8 @@ class ClickHouseQueryBuilder(Builder[ClickHouseQuery]):
         return self._query
 
 
-_PANEL_BUILDERS = {
+# Each builder class has the same fluent panel API (title, datasource, span, ...).
+_PANEL_BUILDERS: dict[str, Any] = {
     "timeseries": timeseries.Panel,
     "table": table.Panel,
     "barchart": barchart.Panel,
@@ -85,6 +86,7 @@ def _panel(spec: PanelSpec) -> Builder[Any]:
 
 def _variable(name: str) -> Builder[Any]:
     label, query = VARIABLE_QUERIES[name]
+    variable: Any
     if query.startswith("SELECT"):
         variable = (
             dashboard.QueryVariable(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 
 import numpy as np
@@ -120,7 +121,7 @@ class TritonEmotionClient:
             chunk = texts[start : start + self._max_batch]
             parts.append(
                 await retry(
-                    lambda chunk=chunk: self._infer(chunk),
+                    functools.partial(self._infer, chunk),
                     what=f"Triton inference ({len(chunk)} texts) at {self.url}",
                     log=log,
                     initial_backoff=self.initial_backoff,

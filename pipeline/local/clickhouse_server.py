@@ -155,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
         self._execute(body, form)
 
     def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip(), 16)
             if size == 0:
@@ -176,8 +176,8 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in params.items()
             if k not in TRANSPORT_PARAMS and not k.startswith("param_")
         }
-        default_format = params.get("default_format") or self.headers.get(
-            "X-ClickHouse-Format", "TabSeparated"
+        default_format = str(
+            params.get("default_format") or self.headers.get("X-ClickHouse-Format", "TabSeparated")
         )
         tmp_path = None
         try:
@@ -241,6 +241,8 @@ def _form_fields(content_type: str, body: bytes) -> tuple[dict[str, str], bytes]
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True) or b""
+        if not isinstance(payload, bytes):  # a nested multipart: not what the client sends
+            continue
         if name and not part.get_filename():
             fields[str(name)] = payload.decode("utf-8")
         else:

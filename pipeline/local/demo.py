@@ -116,7 +116,7 @@ def _wait_for_results(
     deadline = time.monotonic() + timeout
     scored = dead = 0
     while time.monotonic() < deadline:
-        scored = int(client.command(
+        scored = int(client.command(  # type: ignore[arg-type]
             "SELECT count() FROM scored_events FINAL WHERE startsWith(event_id, {p:String})",
             parameters={"p": run_id},
         ))  # fmt: skip

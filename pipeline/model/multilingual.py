@@ -143,7 +143,7 @@ def head_module(head_path: Path) -> Any:
 
     weights = np.load(head_path)
     hidden = weights["w1"].shape[0]
-    head = torch.nn.Sequential(
+    head: Any = torch.nn.Sequential(
         torch.nn.Linear(EMBEDDING_DIM, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 28)
     )
     with torch.no_grad():

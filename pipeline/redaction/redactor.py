@@ -173,7 +173,7 @@ def _analyzer(spacy_model: str, language: str, entities: list[str]) -> Any:
     else:
         # Pattern recognisers need tokens only: a blank pipeline, no model download.
         engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": "blank"}])
-        engine.nlp = {language: spacy.blank(language)}
+        engine.nlp = {language: spacy.blank(language)}  # type: ignore[assignment]
     # Only the recognisers we use: Presidio's predefined set has dozens of national-id
     # patterns that would each run on every text.
     available = {
@@ -197,7 +197,7 @@ def _analyzer(spacy_model: str, language: str, entities: list[str]) -> Any:
 
 
 def _phone_recognizer(base: Any, language: str) -> Any:
-    class PhoneWithDigits(base):  # type: ignore[misc, valid-type]
+    class PhoneWithDigits(base):
         """phonenumbers' matcher tries every region on every text and is ~3/4 of the
         analyzer's time; no phone number has fewer than 7 digits, so skip those."""
 

@@ -167,8 +167,8 @@ class ScoringStages:
             initial_backoff=client.initial_backoff,
             max_backoff=client.max_backoff,
         )
-        for item, exc in found.poison:
-            letters.append(poison_letter("poison_inference", item.raw, exc))
+        for item, error in found.poison:
+            letters.append(poison_letter("poison_inference", item.raw, error))
         return found.done
 
     def _rows(

@@ -127,7 +127,8 @@ class StorageBuffer(Generic[T]):
 
     def _take(self) -> list[tuple[list[T], asyncio.Future[None], float]]:
         """Whole submissions, oldest first, up to max_rows (at least one)."""
-        taken, count = [], 0
+        taken: list[tuple[list[T], asyncio.Future[None], float]] = []
+        count = 0
         while self._pending and (not taken or count + len(self._pending[0][0]) <= self.max_rows):
             part = self._pending.pop(0)
             taken.append(part)

@@ -74,7 +74,7 @@ def connect(
     password = settings.clickhouse_password.get_secret_value()
     # No session id: the sink runs the already-stored lookup and inserts from several
     # threads at once, and ClickHouse serialises the queries of one session.
-    sessionless = {"autogenerate_session_id": False}
+    sessionless: dict[str, Any] = {"autogenerate_session_id": False}
     served = local_endpoint(url)
     if served is not None:
         # The local front speaks uncompressed HTTP only.
@@ -168,8 +168,8 @@ def apply_text_ttl(client: Client, database: str, days: int) -> None:
     A column TTL resets the value to '' when parts merge after the deadline. Applied on
     every migrate, so changing MOODPIPE_RAW_TEXT_TTL_DAYS takes effect at the next start.
     """
-    create = client.command(f"SHOW CREATE TABLE {database}.{EVENTS_TABLE}")
-    create = create if isinstance(create, str) else "".join(map(str, create))
+    answer = client.command(f"SHOW CREATE TABLE {database}.{EVENTS_TABLE}")
+    create = answer if isinstance(answer, str) else "".join(map(str, answer))  # type: ignore[arg-type]
     create = create.replace("\\n", "\n")
     for column in TEXT_COLUMNS:
         current = re.search(rf"`{column}` String TTL ([^,\n]+)", create)
@@ -237,7 +237,7 @@ class ClickHouseSink:
         self._connection().insert(f"{self.database}.{table}", rows, column_names=list(columns))
 
     def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        return self._connection().query(sql, parameters=params).result_rows
+        return [tuple(r) for r in self._connection().query(sql, parameters=params).result_rows]
 
     async def _reset(self, _exc: BaseException) -> None:
         if self._client is not None:

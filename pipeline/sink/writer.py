@@ -91,8 +91,8 @@ class RowWriter:
             initial_backoff=self.sink.initial_backoff,
             max_backoff=self.sink.max_backoff,
         )
-        for (_, item), exc in found.poison:
-            letters.append(poison_letter("poison_storage", item.raw, exc))
+        for (_, item), error in found.poison:
+            letters.append(poison_letter("poison_storage", item.raw, error))
         return [row for part, _ in found.done for row in part]
 
     async def _publish(self, rows: list[StoredRow], letters: list[Letter]) -> None:
@@ -125,8 +125,8 @@ class RowWriter:
             what="scored-topic produce",
             log=log,
         )
-        for (_, item), exc in found.poison:
-            letters.append(poison_letter("poison_publish", item.raw, exc))
+        for (_, item), error in found.poison:
+            letters.append(poison_letter("poison_publish", item.raw, error))
 
     async def dead_letter(self, letters: list[Letter]) -> None:
         if not letters:
@@ -156,6 +156,6 @@ class RowWriter:
             what="dead_letters copy",
             log=log,
         )
-        for row, exc in found.poison:
+        for row, error in found.poison:
             log.error("dead letter %s[%s]@%s not copied to ClickHouse: %s",
-                      row[0], row[1], row[2], describe(exc))  # fmt: skip
+                      row[0], row[1], row[2], describe(error))  # fmt: skip

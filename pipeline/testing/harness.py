@@ -119,7 +119,7 @@ class PipelineNamespace:
     ) -> subprocess.Popen[bytes]:
         """A worker on this namespace; `crash_after_storing` N: its scoring agents fail N
         times after storing a batch, before acking it (`pipeline.testing.faults`)."""
-        command = WORKER_COMMAND
+        command: tuple[str, ...] = WORKER_COMMAND
         if crash_after_storing:
             command = ("-m", "pipeline.testing.faults",
                        "--crash-after-storing", str(crash_after_storing))  # fmt: skip
@@ -136,7 +136,7 @@ class PipelineNamespace:
     def query(self, sql: str, **params: Any) -> list[tuple]:
         client = connect(self.settings, self.settings.clickhouse_database)
         try:
-            return client.query(sql, parameters=params).result_rows
+            return [tuple(r) for r in client.query(sql, parameters=params).result_rows]
         finally:
             client.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -155,23 +156,23 @@ def alert_scenario(start: datetime | None = None, seed: int = 7) -> Scenario:
     ticket("C-500", "standard", "low", 9, CALM_TICKETS)
     records.sort(key=lambda r: r.created_at)
 
-    def at(minutes: float) -> datetime:
+    def at_minute(minutes: float) -> datetime:
         return t0 + timedelta(minutes=minutes)
 
     expected = [
-        ExpectedAlert("angry_customer", "C-100", "warning", at(1)),
-        ExpectedAlert("angry_customer", "C-200", "warning", at(2)),
-        ExpectedAlert("angry_customer", "C-301", "warning", at(4)),
-        ExpectedAlert("angry_customer", "C-100", "critical", at(5)),
-        ExpectedAlert("angry_customer", "C-400", "warning", at(8)),
-        ExpectedAlert("brand_mood_spike", SPIKY, "critical", at(9)),
-        ExpectedAlert("brand_mood_recovered", SPIKY, "info", at(10)),
-        ExpectedAlert("brand_volume_spike", SPIKY, "warning", at(12)),
+        ExpectedAlert("angry_customer", "C-100", "warning", at_minute(1)),
+        ExpectedAlert("angry_customer", "C-200", "warning", at_minute(2)),
+        ExpectedAlert("angry_customer", "C-301", "warning", at_minute(4)),
+        ExpectedAlert("angry_customer", "C-100", "critical", at_minute(5)),
+        ExpectedAlert("angry_customer", "C-400", "warning", at_minute(8)),
+        ExpectedAlert("brand_mood_spike", SPIKY, "critical", at_minute(9)),
+        ExpectedAlert("brand_mood_recovered", SPIKY, "info", at_minute(10)),
+        ExpectedAlert("brand_volume_spike", SPIKY, "warning", at_minute(12)),
     ]
     return Scenario(records, expected, SCENARIO_RULES, t0)
 
 
-def _record(key: str, body: dict[str, object]) -> SampleRecord:
+def _record(key: str, body: Mapping[str, object]) -> SampleRecord:
     return SampleRecord(
         key=key.encode(), value=json.dumps(body).encode(), expect="scored", event_id=str(body["id"])
     )

@@ -11,8 +11,11 @@ agent exists (`pipeline.worker.faust_patches`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
+from pipeline.connections.kafka import KafkaConnection
 from pipeline.logs import summarise_repeats
 from pipeline.settings import Settings
 from pipeline.sink.writer import ScoredPublisher
@@ -22,12 +25,26 @@ from pipeline.worker.dead_letters import DeadLetterProducer
 from pipeline.worker.faust_patches import install as install_patches
 
 
+def faust_credentials(kafka: KafkaConnection) -> Any:
+    """`broker_credentials` for faust.App (None for PLAINTEXT): the same SASL and TLS as
+    every other client of the pipeline."""
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(
+            username=kafka.username,
+            password=kafka.password.get_secret_value(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka.ssl_context(),
+        )
+    if kafka.uses_tls:
+        return faust.SSLCredentials(kafka.ssl_context())
+    return None
+
+
 def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=settings.kafka_url,
-        # SASL / TLS from the settings (None: PLAINTEXT); the same as every other client.
-        broker_credentials=settings.kafka.faust_credentials(),
+        broker_credentials=faust_credentials(settings.kafka),
         store="memory://",
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
