@@ -32,9 +32,12 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Client libraries' chatter (metadata refreshes, subscriptions) hides our progress.
-    for noisy in ("aiokafka", "kafka", "clickhouse_connect"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Client libraries' chatter (metadata refreshes, subscriptions, their own retries)
+    # hides our progress, and a refused connection would come out as three warnings
+    # before our one error line: what they say is in that line, and -v shows it all.
+    # (urllib3.connectionpool: clickhouse-connect sets the level of "urllib3" on import.)
+    for noisy in ("aiokafka", "kafka", "clickhouse_connect", "urllib3.connectionpool"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 for group in (worker, local, data, alerts, analytics, model, bench):

@@ -32,9 +32,10 @@ class CommandError(Exception):
 # ClickHouse server messages: "Code: 516. DB::Exception: default: Authentication
 # failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)
 # (version 26.9.1.1)" and, from clickhouse-connect, a preamble naming the URL.
-_CH_CODE = re.compile(
-    r"Code: (\d+)\. DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?: \(version [^)]*\))?\.?\s*$", re.S
-)
+_CH_CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*)", re.S)
+_CH_NAME = re.compile(r"\(([A-Z][A-Z_]+)\)")
+# What clickhouse-connect and the server add around the message.
+_CH_NOISE = re.compile(r"\s*\((?:for url|version) [^)]*\)|\s*Stack trace:.*", re.S)
 _CH_HINTS = {
     "AUTHENTICATION_FAILED": "check MOODPIPE_CLICKHOUSE_USER and MOODPIPE_CLICKHOUSE_PASSWORD",
     "REQUIRED_PASSWORD": "check MOODPIPE_CLICKHOUSE_USER and MOODPIPE_CLICKHOUSE_PASSWORD",
@@ -51,11 +52,13 @@ def reason(exc: BaseException) -> str:
     """Why a service call failed, in one line: the server's own words, without its
     stack trace, version or our client's preamble."""
     text = str(exc)
-    found = _CH_CODE.search(text.replace("\n", " "))
+    found = _CH_CODE.search(_CH_NOISE.sub("", text))
     if found:
-        code, message, name = found.groups()
-        message = re.sub(r"\s+", " ", message).strip().rstrip(".")
-        hint = _CH_HINTS.get(name or "")
+        code, message = found.groups()
+        names = _CH_NAME.findall(message)
+        name = names[-1] if names else ""
+        message = re.sub(r"\s+", " ", _CH_NAME.sub("", message)).strip().rstrip(".")
+        hint = _CH_HINTS.get(name)
         return f"{message} (code {code}{', ' + name if name else ''})" + (
             f"; {hint}" if hint else ""
         )

@@ -97,6 +97,19 @@ class TritonEmotionClient:
             on_failure=self._reset,
         )
 
+    async def check(self) -> None:
+        """One attempt, no retry: raises if Triton does not answer or does not serve the
+        model. For commands a person runs, which should fail at once and say why; the
+        worker waits outages out instead."""
+        connection = self._connection()
+        if not await connection.is_server_live():
+            raise ConnectionError("is not live")
+        if not await connection.is_model_ready(self.model_name):
+            raise LookupError(
+                f"does not serve model {self.model_name!r} (not in its model repository, "
+                "or not loaded)"
+            )
+
     async def _fetch_info(self) -> ModelInfo:
         response = await self._connection().get_model_config(self.model_name, as_json=True)
         config = response["config"]

@@ -148,6 +148,7 @@ def score_stream(
             client = TritonEmotionClient(triton_url, model_name, max_backoff=2.0)
             n = 0
             try:
+                await client.check()  # a person is waiting: fail now, not retry forever
                 info = await client.model_info()
                 for items in batches():
                     pred = await client.score([it["text"] for it in items])
