@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     # Services. The URLs are what the worker connects to; the local runtime starts
     # servers matching them when they point at 127.0.0.1.
     kafka_url: str = "kafka://127.0.0.1:9092"
-    # Kafka security (README "Running against your own Kafka and ClickHouse"); every
+    # Kafka security (docs/configuration.md); every
     # Kafka client moodpipe creates uses these (pipeline/kafka_connection.py).
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     notify_max_backoff: float = Field(default=30.0, gt=0)
     notify_timeout: float = Field(default=10.0, gt=0)
 
-    # Validation (README "Bad input").
+    # Validation (docs/bad-input.md).
     max_text_chars: int = Field(default=10_000, ge=1)
     max_record_bytes: int = Field(default=256 * 1024, ge=1)
     # Accepted created_at window: [min_created_at, now + max_future_seconds]. Older

@@ -19,9 +19,8 @@ from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.records.models import Rejected
 from pipeline.records.validate import (
     clean_text,
-    decode_utf8,
+    decode_bounded,
     parse_json,
-    size_rejection,
     text_rejection,
 )
 from pipeline.settings import Settings, load_settings
@@ -57,11 +56,7 @@ def read_line(raw: bytes | str, limits: TextLimits) -> dict[str, Any] | Rejected
     """One input line: plain text, or a JSON object with "text" (and "id")."""
     if isinstance(raw, str):  # lone surrogates stay invalid: they are not UTF-8
         raw = raw.encode("utf-8", "surrogatepass")
-    raw = raw.rstrip(b"\r\n")
-    problem = size_rejection(raw, limits.max_record_bytes)
-    if problem is not None:
-        return problem
-    line = decode_utf8(raw)
+    line = decode_bounded(raw.rstrip(b"\r\n"), limits.max_record_bytes)
     if isinstance(line, Rejected):
         return line
     item: dict[str, Any] = {"id": None, "text": line}

@@ -6,7 +6,7 @@ size limits, time zones and the accepted time window, text the model and ClickHo
 can take) are checked here. `validate` never raises: whatever goes wrong inside it
 becomes a Rejected, so a record nobody foresaw still reaches the dead-letter topic.
 
-What is cleaned rather than rejected (README "Bad input"): in free text (post text,
+What is cleaned rather than rejected (docs/bad-input.md): in free text (post text,
 ticket subject and body, author) control characters are removed and lone UTF-16
 surrogates become U+FFFD, because the words around them still carry the emotion.
 Identifiers and labels (ids, brands, product, platform) are never altered: a record
@@ -161,10 +161,7 @@ class RecordValidator:
     def _validate(self, source: str, raw: bytes | None) -> InputRecord | Rejected:
         if raw is None:
             return Rejected("not_an_object", "record has no value (tombstone)")
-        too_large = size_rejection(raw, self.max_record_bytes)
-        if too_large is not None:
-            return too_large
-        text = decode_utf8(raw)
+        text = decode_bounded(raw, self.max_record_bytes)
         if isinstance(text, Rejected):
             return text
         doc = parse_json(text)
@@ -278,6 +275,11 @@ def decode_utf8(raw: bytes) -> str | Rejected:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejected("invalid_utf8", f"value is not valid UTF-8: {exc}")
+
+
+def decode_bounded(raw: bytes, max_bytes: int) -> str | Rejected:
+    """The text of a value no larger than `max_bytes` that is valid UTF-8."""
+    return size_rejection(raw, max_bytes) or decode_utf8(raw)
 
 
 def parse_json(text: str) -> Any:

@@ -1,4 +1,4 @@
-"""PII redaction of what moodpipe stores and publishes (README "PII redaction").
+"""PII redaction of what moodpipe stores and publishes (docs/configuration.md, "PII redaction").
 
 The model scores the original text (emotion does not depend on an address); what
 goes to ClickHouse, the scored topic, alerts and notifications is redacted here.
