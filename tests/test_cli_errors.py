@@ -196,3 +196,35 @@ def test_score_through_triton_rejects_the_same_lines_as_in_process(runtime: Loca
     assert len(local.out.splitlines()) == len(remote.out.splitlines()) == 1
     assert "line 2: " in local.err and "[invalid_utf8]" in local.err
     assert "line 3: " in local.err and "[text_too_long]" in local.err
+
+
+# --- the functions behind the commands, without click ---------------------------------
+
+
+def test_a_clickhouse_error_keeps_the_server_words_and_drops_the_noise() -> None:
+    from pipeline.cli.errors import reason
+
+    raw = Exception(
+        "HTTPDriver for http://127.0.0.1:8123 received ClickHouse error code 81\n"
+        " Code: 81. DB::Exception: Database nope does not exist. (UNKNOWN_DATABASE) "
+        "(version 26.9.1.1 (official build)) (for url http://127.0.0.1:8123)\nStack trace: ..."
+    )
+    said = reason(raw)
+    assert said.startswith("Database nope does not exist (code 81, UNKNOWN_DATABASE)")
+    assert "moodpipe migrate" in said and "version" not in said and "Stack" not in said
+    assert "\n" not in reason(Exception("line one\nline two"))
+    assert "is it running?" in reason(ConnectionRefusedError(111, "Connection refused"))
+
+
+def test_saved_and_ad_hoc_queries_bind_their_parameters() -> None:
+    from pipeline.analytics.queries import parse_params, prepare_query
+
+    assert parse_params(["brand=Acme Air", "hours=6"]) == {"brand": "Acme Air", "hours": "6"}
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        parse_params(["brand"])
+    sql, bound = prepare_query("SELECT {n:UInt32} + 1, {who:String}", {"n": "41", "who": "x"})
+    assert bound == {"n": 41, "who": "x"} and sql.startswith("SELECT {n:UInt32}")
+    sql, bound = prepare_query("alert_history", {"hours": "3"})
+    assert "FROM alerts" in sql and bound["hours"] == 3 and set(bound) >= {"kind", "brand"}
+    with pytest.raises(ValueError, match="has no parameter nope"):
+        prepare_query("alert_history", {"nope": "1"})
