@@ -35,9 +35,7 @@ class CommandError(Exception):
 _CH_CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*)", re.S)
 _CH_NAME = re.compile(r"\(([A-Z][A-Z_]+)\)")
 # What clickhouse-connect and the server add around the message.
-_CH_NOISE = re.compile(
-    r"\s*\((?:for url|version) (?:[^()]|\([^()]*\))*\)|\s*Stack trace:.*", re.S
-)
+_CH_NOISE = re.compile(r"\s*\((?:for url|version) (?:[^()]|\([^()]*\))*\)|\s*Stack trace:.*", re.S)
 _CH_HINTS = {
     "AUTHENTICATION_FAILED": "check MOODPIPE_CLICKHOUSE_USER and MOODPIPE_CLICKHOUSE_PASSWORD",
     "REQUIRED_PASSWORD": "check MOODPIPE_CLICKHOUSE_USER and MOODPIPE_CLICKHOUSE_PASSWORD",
