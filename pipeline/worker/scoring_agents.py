@@ -48,6 +48,12 @@ def triton_client(settings: Settings, model_name: str) -> TritonEmotionClient:
     )
 
 
+# The storage buffer, the multilingual client (None: not served), the policy, the redactor.
+_Shared = tuple[
+    StorageBuffer[StoredRow], TritonEmotionClient | None, LanguagePolicy, Redactor | None
+]
+
+
 class ScoringResources:
     """What the scoring agents of one worker share, made once, inside the running loop:
     the migrated schema, one storage buffer (the rows of every agent's batches meet in
@@ -58,9 +64,7 @@ class ScoringResources:
         self.writer = writer
         self.sink = sink
         self._lock = asyncio.Lock()
-        self._made: tuple[
-            StorageBuffer[StoredRow], TritonEmotionClient | None, LanguagePolicy, Redactor | None
-        ] | None = None  # fmt: skip
+        self._made: _Shared | None = None
 
     async def stages(self, source: str) -> ScoringStages:
         settings = self.settings
@@ -84,7 +88,7 @@ class ScoringResources:
 
     async def _shared(
         self,
-    ) -> tuple[StorageBuffer[StoredRow], TritonEmotionClient | None, LanguagePolicy, Redactor | None]:  # fmt: skip # noqa: E501
+    ) -> _Shared:
         async with self._lock:
             if self._made is None:
                 settings = self.settings
