@@ -134,8 +134,10 @@ def replay(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     require_kafka(settings)
-    try:
-        with Progress(console=progress_console) as progress, kafka(settings):
+    with Progress(console=progress_console) as progress, kafka(settings):
+        # A damaged or mismatched recording is the file's fault, not Kafka's: caught
+        # here, inside the Kafka wrapper, so it is not reported as a broker error.
+        try:
             total = recorded_count(Path(recording))
             task = progress.add_task(f"replaying {recording}", total=total)
             summary = asyncio.run(
@@ -151,8 +153,8 @@ def replay(
                     on_progress=lambda n: progress.advance(task, n),
                 )
             )
-    except (RecordingError, ValueError) as exc:
-        raise CommandError(str(exc)) from exc
+        except (RecordingError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
     console.print(
         f"replayed {summary.replayed} records"
         + (f", {summary.filtered_out} outside --from/--until" if summary.filtered_out else "")
