@@ -53,8 +53,13 @@ def test_postprocessing_uses_per_label_thresholds_and_published_groups(tmp_path:
 
 
 def test_score_reads_lines_and_json_lines_with_clear_errors() -> None:
-    items = list(read_inputs(["plain text\n", '{"id": 3, "text": "json"}\n', "\n"]))
-    assert items == [{"id": None, "text": "plain text"}, {"id": 3, "text": "json"}]
+    items = list(read_inputs(["plain text\n", '{"id": 3, "text": "json", "lang": "de"}\n', "\n"]))
+    assert items == [
+        {"id": None, "text": "plain text", "lang": ""},
+        {"id": 3, "text": "json", "lang": "de"},
+    ]
+    with pytest.raises(ValueError, match='line 1: "lang" must be a language tag'):
+        list(read_inputs(['{"text": "x", "lang": 7}']))
     with pytest.raises(ValueError, match='line 1: a JSON line needs a string "text"'):
         list(read_inputs(['{"body": "x"}']))
     with pytest.raises(ValueError, match="line 2: not valid JSON"):
@@ -63,10 +68,14 @@ def test_score_reads_lines_and_json_lines_with_clear_errors() -> None:
 
 def test_local_scoring_writes_one_json_line_per_text() -> None:
     out = io.StringIO()
-    assert score_stream(["I love it", "This is awful"], out, None, "emotion") == 2
+    texts = ["I love it, thank you so much!", "This is awful, the worst service ever."]
+    assert score_stream(texts, out) == 2
     docs = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [d["text"] for d in docs] == ["I love it", "This is awful"]
-    assert docs[0]["top_emotion"] == "love" and docs[0]["sentiment"] == "positive"
+    assert [d["text"] for d in docs] == texts
+    assert [(d["lang"], d["model"], d["model_coverage"]) for d in docs] == [
+        ("en", "emotion", "full")
+    ] * 2
+    assert docs[0]["top_emotion"] == "gratitude" and docs[0]["sentiment"] == "positive"
     assert docs[1]["sentiment"] == "negative"
     assert all(len(d["probabilities"]) == 28 and d["model_version"] for d in docs)
 
@@ -75,20 +84,43 @@ def test_local_scoring_writes_one_json_line_per_text() -> None:
 def test_scoring_through_triton_equals_scoring_in_process(runtime) -> None:
     texts = list(sample_texts()[:40])
     local, remote = io.StringIO(), io.StringIO()
-    score_stream(texts, local, None, "emotion", batch=7)
-    score_stream(texts, remote, runtime.settings.triton_url, "emotion", batch=16)
+    score_stream(texts, local, runtime.settings, batch=7)
+    score_stream(texts, remote, runtime.settings, use_triton=True, batch=16)
     a = [json.loads(x) for x in local.getvalue().splitlines()]
     b = [json.loads(x) for x in remote.getvalue().splitlines()]
     assert len(a) == len(b) == 40
     for x, y in zip(a, b, strict=True):
-        assert (x["labels"], x["ekman"], x["sentiment"], x["model_version"]) == (
-            y["labels"],
-            y["ekman"],
-            y["sentiment"],
-            y["model_version"],
-        )
+        keys = ("labels", "ekman", "sentiment", "model", "model_version", "lang")
+        assert [x[k] for k in keys] == [y[k] for k in keys]
         diff = max(abs(x["probabilities"][k] - y["probabilities"][k]) for k in LABELS)
         assert diff <= 2e-5
+
+
+def test_score_routes_each_line_by_language_as_the_worker_does() -> None:
+    """The issue's first try: a Chinese complaint through `moodpipe score` with no model
+    named reaches the multilingual model, like in the worker; English stays on MiniLM."""
+    lines = [
+        "这家航空公司太糟糕了，我的行李丢了，客服也不回复！",
+        "My bag is lost and nobody answers. Furious.",
+        json.dumps({"text": "Das ist wirklich enttäuschend.", "lang": "de-AT"}),
+        json.dumps({"text": "Wonderful crew, thank you!", "lang": "en"}),
+    ]
+    out = io.StringIO()
+    assert score_stream(lines, out) == 4
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(d["lang"], d["model"], d["model_coverage"]) for d in docs] == [
+        ("zh", "emotion_ml", "full"),
+        ("en", "emotion", "full"),
+        ("de", "emotion_ml", "full"),
+        ("en", "emotion", "full"),
+    ]
+    # The multilingual model's own scores, not the English model's neutral.
+    zh = LocalEmotionModel(model_name="emotion_ml").predict([lines[0]])
+    assert docs[0]["labels"] == zh.labels[0]
+    assert docs[0]["probabilities"]["neutral"] == pytest.approx(
+        float(zh.probabilities[0, LABELS.index("neutral")]), abs=1e-5
+    )
+    assert any(label in docs[0]["labels"] for label in ("annoyance", "disappointment", "anger"))
 
 
 def test_int8_variant_stays_close_to_fp32() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from pipeline.emotions import LABELS
 from pipeline.inference.onnx_local import LocalEmotionModel
 from pipeline.local.worker import stop_worker
+from pipeline.model.score import score_stream
 from pipeline.traffic import multilingual_language, produce, sample_multilingual_posts, sample_posts
 from tests.conftest import spawn_worker
 from tests.helpers import Namespace, wait_until
@@ -79,6 +81,21 @@ def test_languages_are_detected_routed_and_scored_by_the_multilingual_model(
         got = np.array([[stored[i][label] for label in LABELS] for i in ids], dtype=np.float32)
         expected = LocalEmotionModel(model_name=name).score([stored[i]["text"] for i in ids])
         assert np.abs(got - expected).max() < 1e-4, name
+
+    # `moodpipe score`, in-process and through Triton, routes every text as the worker
+    # did: same language, same model, same coverage (one routing rule), same scores.
+    lines = [json.dumps({"id": i, "text": sent[i]["text"], **({"lang": sent[i]["lang"]}
+             if "lang" in sent[i] else {})}, ensure_ascii=False) for i in stored]  # fmt: skip
+    for use_triton in (False, True):
+        out = io.StringIO()
+        assert score_stream(lines, out, s, use_triton=use_triton, batch=16) == len(stored)
+        for doc in map(json.loads, out.getvalue().splitlines()):
+            row = stored[doc["id"]]
+            assert (doc["lang"], doc["model"], doc["model_coverage"]) == (
+                row["lang"], row["model_name"], row["model_coverage"]
+            ), (use_triton, doc["text"])  # fmt: skip
+            worst = max(abs(doc["probabilities"][k] - row[k]) for k in LABELS)
+            assert worst < 1e-4, (use_triton, doc["text"])
 
     # Uncovered languages are stored but left out of the mood rollup; language_minute
     # counts every event.

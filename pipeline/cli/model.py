@@ -26,7 +26,8 @@ from pipeline.settings import load_settings
 )
 @click.option("--batch-size", default=64, show_default=True)
 def score(use_triton: bool | None, batch_size: int) -> None:
-    """Read texts from stdin (lines, or JSON Lines with "text"); write JSON Lines of emotions.
+    """Read texts from stdin (lines, or JSON Lines with "text" and optional "lang"); write
+    JSON Lines of emotions, each routed by language as the worker routes it.
 
     Lines the worker would dead-letter (not UTF-8, bad JSON, empty or too long) are
     reported on stderr with their line number and reason; the others are scored, and
@@ -48,9 +49,9 @@ def score(use_triton: bool | None, batch_size: int) -> None:
         score_stream(
             sys.stdin.buffer,
             sys.stdout,
-            settings.triton_url if use_triton else None,
-            settings.model_name,
-            batch_size,
+            settings,
+            use_triton=bool(use_triton),
+            batch=batch_size,
             limits=TextLimits.from_settings(settings),
             on_reject=report,
         )

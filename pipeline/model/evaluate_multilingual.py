@@ -69,7 +69,9 @@ def evaluate_languages(
 ) -> dict[str, Any]:
     """`codes`: the BRIGHTER files to score (default: the issue's target languages,
     Chinese and English; `()` for all 28)."""
-    from pipeline.language import LanguagePolicy
+    import asyncio
+
+    from pipeline.scoring.routing import local_router, probabilities
     from pipeline.settings import Settings
 
     data_dir = data_dir or shared_data_dir()
@@ -83,7 +85,8 @@ def evaluate_languages(
     brighter_dir = data_dir / "brighter-dev"
     if not brighter_dir.is_dir():
         return result
-    policy = LanguagePolicy.from_settings(Settings(), multilingual=True)
+    # The routed figures go through the same router as `moodpipe score` and the worker.
+    router = local_router(Settings())
     thresholds = {name: group_thresholds(m, data_dir) for name, m in models.items()}
     per_language: dict[str, Any] = {}
     for path in sorted(brighter_dir.glob("*.csv")):
@@ -96,22 +99,40 @@ def evaluate_languages(
             pred = group_probs(_score(model, data.texts)) >= thresholds[name]
             scores[name] = round(macro_f1(data.labels[:, cols], pred[:, cols]), 4)
         lang = BRIGHTER_LANGUAGES.get(path.stem, path.stem)
-        route = policy.resolve(lang, "").route
-        routed = "emotion" if route == "english" else "emotion_ml"
-        detected = [policy.resolve("", t).lang for t in data.texts]
+        routed: dict[str, Any] = {}
+        # Declared: a JSON line with "lang"; detected: plain text, as most posts arrive.
+        for how, declared in (("declared", [lang] * len(data.texts)), ("detected", None)):
+            parts = asyncio.run(router.score(data.texts, declared))
+            probs = probabilities(parts, len(data.texts))
+            names = np.empty(len(data.texts), dtype=object)
+            for part in parts:
+                names[part.indices] = part.model.name
+            # Each text is judged with the thresholds of the model that scored it.
+            limits = np.stack([thresholds[str(n)] for n in names])
+            pred = group_probs(probs) >= limits
+            routed[how] = round(macro_f1(data.labels[:, cols], pred[:, cols]), 4)
+            routed[f"{how}_models"] = sorted({str(n) for n in names})
+        detected = [router.resolve("", t).lang for t in data.texts]
         per_language[path.stem] = {
             "lang": lang,
             "texts": len(data.texts),
             "macro_f1": scores,
-            "routed_model": routed,
-            "routed": scores.get(routed),
-            "coverage": policy.resolve(lang, "").coverage,
+            "routed_model": routed["declared_models"][0],
+            "routed": routed["declared"],
+            "routed_detected": routed["detected"],
+            "coverage": router.resolve(lang, "").coverage,
             "lang_id_accuracy": round(float(np.mean([d == lang for d in detected])), 3),
         }
     result["brighter"] = per_language
     targets = [per_language[c]["routed"] for c in BRIGHTER_TARGET_CODES if c in per_language]
+    detected_targets = [per_language[c]["routed_detected"] for c in BRIGHTER_TARGET_CODES
+                        if c in per_language]  # fmt: skip
     result["brighter_summary"] = {
         "chn_routed": per_language.get("chn", {}).get("routed"),
+        "chn_routed_detected": per_language.get("chn", {}).get("routed_detected"),
+        "target_mean_routed_detected": (
+            round(float(np.mean(detected_targets)), 4) if detected_targets else None
+        ),
         "eng_routed": per_language.get("eng", {}).get("routed"),
         "target_mean_routed": round(float(np.mean(targets)), 4) if targets else None,
         "target_languages": list(BRIGHTER_TARGET_CODES),

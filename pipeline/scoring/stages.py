@@ -29,6 +29,7 @@ from pipeline.records.raw import RawRecord
 from pipeline.redaction import Redactor
 from pipeline.resilience.failures import describe, is_outage
 from pipeline.resilience.isolation import isolate
+from pipeline.scoring.routing import ModelRouter
 from pipeline.sink.buffer import StorageBuffer
 from pipeline.sink.dead_letters import Letter, letter_for, poison_letter
 from pipeline.sink.writer import RowWriter, StoredRow
@@ -88,9 +89,8 @@ class ScoringStages:
         self.source = source
         self.validator = validator
         self.inference = inference
-        # Route -> the client of the model that scores it (pipeline/language.py).
-        self.models = {"english": inference, "multilingual": multilingual or inference}
-        self.languages = languages or _ENGLISH_ONLY
+        # The one routing rule (pipeline/scoring/routing.py), shared with `moodpipe score`.
+        self.router = ModelRouter(languages or _ENGLISH_ONLY, inference, multilingual)
         self.writer = writer
         self.buffer = buffer
         self.data_attempts = data_attempts
@@ -107,7 +107,7 @@ class ScoringStages:
         result's `stored` resolves when the scored rows are stored (or dead-lettered)."""
         good: list[_Good] = []
         letters: list[Letter] = []
-        resolve = self.languages.resolve
+        resolve = self.router.resolve
         for raw in batch:  # preprocess: decode, validate, language (never raises)
             outcome = self.validator.validate(self.source, raw.value)
             if isinstance(outcome, Rejected):
@@ -116,13 +116,11 @@ class ScoringStages:
                 good.append(_Good(outcome, raw, resolve(outcome.lang, outcome.score_text)))
         rows: list[StoredRow] = []
         if good:
-            routes: dict[str, list[_Good]] = {}
-            for item in good:
-                routes.setdefault(item.language.route, []).append(item)
+            routes = self.router.split(good, lambda item: item.language)
             # Each model gets its part of the batch, concurrently.
             answers = await asyncio.gather(
                 *(
-                    self._infer_with(self.models[route], part, letters)
+                    self._infer_with(self.router.client(route), part, letters)
                     for route, part in routes.items()
                 )
             )

@@ -25,6 +25,7 @@ from pipeline.records.raw import KafkaPosition, RawRecord, kafka_time
 from pipeline.redaction import Redactor
 from pipeline.resilience.retry import retry
 from pipeline.scoring import ScoringStages
+from pipeline.scoring.routing import triton_multilingual
 from pipeline.settings import Settings
 from pipeline.sink.buffer import StorageBuffer
 from pipeline.sink.clickhouse import ClickHouseSink
@@ -36,16 +37,7 @@ log = logging.getLogger("moodpipe.worker")
 
 
 def triton_client(settings: Settings, model_name: str) -> TritonEmotionClient:
-    return TritonEmotionClient(
-        settings.triton_url,
-        model_name,
-        tls=settings.triton_tls_options,
-        timeout=settings.triton_timeout,
-        initial_backoff=settings.retry_initial_backoff,
-        max_backoff=settings.retry_max_backoff,
-        threshold_override=settings.label_threshold,
-        data_attempts=settings.poison_attempts,
-    )
+    return TritonEmotionClient.from_settings(settings, model_name)
 
 
 # The storage buffer, the multilingual client (None: not served), the policy, the redactor.
@@ -116,19 +108,7 @@ class ScoringResources:
         outage: non-English events are then scored by the English model and stored
         with model_coverage 'none'."""
         settings = self.settings
-        client = None
-        if settings.multilingual_model_name:
-            client = triton_client(settings, settings.multilingual_model_name)
-            if not await client.served():
-                log.warning(
-                    "Triton at %s does not serve %r: non-English events are scored by "
-                    "%r and marked model_coverage=none (MOODPIPE_MULTILINGUAL_MODEL_NAME)",
-                    settings.triton_url,
-                    settings.multilingual_model_name,
-                    settings.model_name,
-                )
-                await client.close()
-                client = None
+        client = await triton_multilingual(settings, wait=True)
         policy = await asyncio.to_thread(LanguagePolicy.from_settings, settings, client is not None)
         return client, policy
 
