@@ -244,3 +244,34 @@ def test_batched_staging_writes_each_key_once_and_changes_nothing() -> None:
         apply(store, writes)
     assert summary(raised) == expected()
     assert states(store) == states(clean)
+
+
+def test_arousal_rules_hold_back_calm_anger_and_escalate_heated_anger() -> None:
+    """`min_arousal` / `critical_arousal` on angry_customer (EmoBank's 1-5 scale)."""
+    from dataclasses import replace
+
+    rules = parse_rules(
+        "version: 1\nangry_customer: {min_arousal: 3.2, critical_arousal: 4.0, cooldown: 0s}\n"
+    )
+    base = ScoredEvent(
+        event_id="t-0", source="ticket", brand="Calm Co", created_at=T0.timestamp(),
+        text="This is unacceptable.", scores=scores(anger=0.8), sentiment="negative",
+        sentiment_score=-0.8, top_emotion="anger", ekman="anger", customer_id="C-1",
+        priority="normal",
+    )  # fmt: skip
+    calm = replace(base, event_id="t-1", customer_id="C-1", arousal=2.9, valence=2.0)
+    warm = replace(base, event_id="t-2", customer_id="C-2", arousal=3.5, valence=1.8)
+    heated = replace(base, event_id="t-3", customer_id="C-3", arousal=4.3, valence=1.4)
+    unknown = replace(base, event_id="t-4", customer_id="C-4")  # a model without VAD
+    alerts = {a.subject: a for a in run(AlertDetector(rules), enumerate([calm, warm, heated,
+                                                                         unknown]))}  # fmt: skip
+    assert "C-1" not in alerts  # angry but flat: not aroused enough
+    assert alerts["C-2"].severity == "warning"
+    assert alerts["C-3"].severity == "critical"
+    assert alerts["C-3"].evidence["reasons"] == ["anger", "high_arousal"]
+    assert alerts["C-3"].evidence["arousal"] == 4.3
+    assert alerts["C-4"].severity == "warning"  # missing VAD never holds an alert back
+    # Without the settings, arousal changes nothing.
+    plain = {a.subject for a in run(AlertDetector(load_rules(DEFAULT_RULES)),
+                                    enumerate([calm, warm, heated]))}  # fmt: skip
+    assert plain == {"C-1", "C-2", "C-3"}

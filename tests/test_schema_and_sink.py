@@ -42,6 +42,7 @@ def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
         "003_rollups.sql",
         "004_pii_redacted.sql",
         "005_languages.sql",
+        "006_affect.sql",
     ]
     assert apply_migrations(engine, "mp_schema") == []
     columns = [r[0] for r in engine.query("DESCRIBE TABLE mp_schema.scored_events").result_rows]
@@ -52,7 +53,37 @@ def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
     assert set(COLUMNS) - {"brands"} <= documented | {"brands"}
 
 
-def _rows(n_posts: int, n_tickets: int) -> list[list]:
+def test_affect_migration_on_an_existing_database(engine, monkeypatch) -> None:
+    """A database made before VAD (migrations 001-005, rows in the old layout) takes
+    006: old events read NULL valence and stay out of the rollup's VAD means, new
+    events carry theirs, and a minute's mean valence is valence_sum / vad_events."""
+    import pipeline.sink.clickhouse as ch
+
+    every = ch.migration_files()
+    monkeypatch.setattr(ch, "migration_files", lambda: [p for p in every if p.name < "006"])
+    apply_migrations(engine, "mp_vad")
+    affect = ("valence", "arousal", "dominance", "intensity")
+    old_columns = [c for c in COLUMNS if c not in affect]
+    old = [[v for c, v in zip(COLUMNS, row, strict=True) if c not in affect]
+           for row in _rows(4, 0, vad=False)]  # fmt: skip
+    engine.insert("mp_vad.scored_events", old, column_names=old_columns)
+    monkeypatch.undo()
+    assert apply_migrations(engine, "mp_vad") == ["006_affect.sql"]
+    new = _rows(0, 6, vad=True)
+    engine.insert("mp_vad.scored_events", new, column_names=list(COLUMNS))
+    assert engine.command("SELECT count() FROM mp_vad.scored_events WHERE valence IS NULL") == 4
+    means = engine.query(
+        "SELECT sum(events), sum(vad_events), sum(valence_sum) / sum(vad_events) "
+        "FROM mp_vad.mood_minute"
+    ).result_rows[0]
+    expected = float(np.mean([r[COLUMNS.index("valence")] for r in new]))
+    assert means[0] == 10 and means[1] == 6
+    assert abs(means[2] - expected) < 1e-3
+    avg = engine.command("SELECT avg(valence) FROM mp_vad.scored_events_dedup")
+    assert abs(float(avg) - expected) < 1e-3  # avg() skips the old events' NULLs
+
+
+def _rows(n_posts: int, n_tickets: int, vad: bool = False) -> list[list]:
     validator = RecordValidator(256 * 1024, 10_000)
     records = [validator.validate("post", r.value) for r in sample_posts(n_posts)]
     records += [validator.validate("ticket", r.value) for r in sample_tickets(n_tickets)]
@@ -63,6 +94,7 @@ def _rows(n_posts: int, n_tickets: int) -> list[list]:
         [[LABELS[j] for j in np.flatnonzero(row > 0.7)] for row in probs],
         ["joy"] * len(records),
         ["positive"] * len(records),
+        (1 + 4 * rng.random((len(records), 3))).astype(np.float32) if vad else None,
     )
     model = ModelInfo("emotion", "test-1")
     now = datetime.now(UTC)

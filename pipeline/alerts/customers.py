@@ -42,9 +42,18 @@ def observe_ticket(
     contacts = sum(1 for c, _ in state["contacts"] if 0 <= t - c < rule.repeat_window)
 
     anger = anger_score(event, rule)
+    arousal = event.arousal
     reasons = []
-    if anger >= rule.min_anger and (event.negative or not rule.require_negative):
+    aroused_enough = rule.min_arousal is None or arousal is None or arousal >= rule.min_arousal
+    angry = anger >= rule.min_anger and (event.negative or not rule.require_negative)
+    if angry and aroused_enough:
         reasons.append("anger")
+    heated = (
+        angry and rule.critical_arousal is not None and arousal is not None
+        and arousal >= rule.critical_arousal
+    )  # fmt: skip
+    if heated:
+        reasons.append("high_arousal")
     if contacts >= rule.repeat_contacts and event.negative:
         reasons.append("repeat_contacts")
     if not reasons or _rank(event.priority) < _rank(rule.min_priority):
@@ -52,7 +61,9 @@ def observe_ticket(
 
     state["triggers"] = [x for x in state["triggers"] if 0 <= t - x < rule.escalation_window]
     state["triggers"].append(t)
-    severity: Severity = "critical" if len(state["triggers"]) >= rule.escalate_after else "warning"
+    severity: Severity = (
+        "critical" if heated or len(state["triggers"]) >= rule.escalate_after else "warning"
+    )
     last = state["last_alert"]
     cooling = last is not None and abs(t - last) < rule.cooldown
     escalating = severity == "critical" and state["last_severity"] != "critical"
@@ -65,7 +76,11 @@ def observe_ticket(
     emotions = {e: round(event.scores.get(e, 0.0), 4) for e in rule.emotions}
     excerpt = _excerpt(event, rule.excerpt_chars)
     what = " and ".join(
-        {"anger": f"anger {anger:.2f}", "repeat_contacts": f"{contacts} contacts"}[r]
+        {
+            "anger": f"anger {anger:.2f}",
+            "repeat_contacts": f"{contacts} contacts",
+            "high_arousal": f"arousal {arousal or 0:.1f}/5",
+        }[r]
         for r in reasons
     )
     alert = Alert(
@@ -97,6 +112,9 @@ def observe_ticket(
             "sentiment_score": round(event.sentiment_score, 4),
             "top_emotion": event.top_emotion,
             "labels": list(event.labels),
+            "valence": event.valence,
+            "arousal": arousal,
+            "intensity": event.intensity,
             "excerpt": excerpt,
             "contacts_in_window": contacts,
             "triggers_in_escalation_window": len(state["triggers"]),
@@ -105,6 +123,8 @@ def observe_ticket(
                 "min_anger": rule.min_anger,
                 "repeat_contacts": rule.repeat_contacts,
                 "escalate_after": rule.escalate_after,
+                "min_arousal": rule.min_arousal,
+                "critical_arousal": rule.critical_arousal,
             },
         },
         event_ids=(event.event_id,),

@@ -41,6 +41,11 @@ class ScoredEvent:
     channel: str = ""
     subject: str = ""
     model_coverage: str = "full"
+    # EmoBank scale 1-5 and intensity 0-1 (pipeline/postprocess/affect.py); None when
+    # the model that scored the event has no VAD head.
+    valence: float | None = None
+    arousal: float | None = None
+    intensity: float | None = None
 
     @property
     def negative(self) -> bool:
@@ -68,7 +73,14 @@ class ScoredEvent:
             channel=str(message.get("channel") or ""),
             subject=str(message.get("subject") or ""),
             model_coverage=str(message.get("model_coverage") or "full"),
+            valence=_optional_float(message.get("valence")),
+            arousal=_optional_float(message.get("arousal")),
+            intensity=_optional_float(message.get("intensity")),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,8 @@ def _seconds(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+# Valence, arousal and dominance: EmoBank's 1-5 scale (pipeline/postprocess/affect.py).
+VadScale = Annotated[float, Field(ge=1, le=5)]
 
 
 class _Strict(BaseModel):
@@ -72,6 +74,13 @@ class AngryCustomerRule(_Strict):
     escalate_after: int = Field(default=3, ge=2)  # ...unless this many triggers within
     escalation_window: PositiveDuration = 6 * 3600.0  # this long: a critical alert
     excerpt_chars: int = Field(default=280, ge=20, le=5000)
+    # Arousal (1 calm - 5 excited) on the anger trigger. `min_arousal`: an angry ticket
+    # must be at least this aroused to alert (cold, flat complaints then wait for the
+    # repeat-contact rule). `critical_arousal`: an angry ticket this aroused is
+    # critical at once. Unset: arousal is not used. An event whose model has no VAD
+    # head is never held back by these.
+    min_arousal: VadScale | None = None
+    critical_arousal: VadScale | None = None
 
     @field_validator("emotions")
     @classmethod

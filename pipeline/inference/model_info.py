@@ -21,6 +21,9 @@ class Predictions:
     labels: list[list[str]]  # labels at or above their thresholds
     ekman: list[str]
     sentiment: list[str]
+    # (n, 3) valence, arousal, dominance on EmoBank's 1-5 scale (3 = neutral); None
+    # when the model has no VAD head (the null model, a model from before it).
+    vad: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -30,15 +33,17 @@ class Predictions:
         labels = [
             [label_names[j] for j in np.flatnonzero(row >= threshold)] for row in self.probabilities
         ]
-        return Predictions(self.probabilities, labels, self.ekman, self.sentiment)
+        return Predictions(self.probabilities, labels, self.ekman, self.sentiment, self.vad)
 
     @staticmethod
     def concat(parts: list[Predictions]) -> Predictions:
         if not parts:
             return Predictions(np.zeros((0, 28), np.float32), [], [], [])
+        vads = [p.vad for p in parts]
         return Predictions(
             np.concatenate([p.probabilities for p in parts]),
             [x for p in parts for x in p.labels],
             [x for p in parts for x in p.ekman],
             [x for p in parts for x in p.sentiment],
+            None if any(v is None for v in vads) else np.concatenate(vads),  # type: ignore[arg-type]
         )

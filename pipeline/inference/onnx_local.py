@@ -76,10 +76,19 @@ class LocalEmotionModel:
             providers=["CPUExecutionProvider"],
         )
 
+        # Models with a VAD head have a second output (pipeline/model/vad.py).
+        self.has_vad = "vad" in {o.name for o in self.session.get_outputs()}
+
     def score(self, texts: list[str]) -> np.ndarray:
+        return self.score_all(texts)[0]
+
+    def score_all(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, 28) probabilities and (n, 3) VAD (None without a VAD head)."""
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings])
         out = np.zeros((len(texts), 28), dtype=np.float32)
+        vad = np.zeros((len(texts), 3), dtype=np.float32) if self.has_vad else None
+        names = ["probabilities", "vad"] if self.has_vad else ["probabilities"]
         # Same length bucketing as the Triton classifier (triton_models/
         # emotion_classifier/1/model.py): sorted by length, `bucket_rows` rows per
         # call, each chunk padded to its own longest text.
@@ -92,18 +101,20 @@ class LocalEmotionModel:
             for row, i in enumerate(idx):
                 ids[row, : lengths[i]] = encodings[i].ids
                 mask[row, : lengths[i]] = 1
-            (out[idx],) = self.session.run(
-                ["probabilities"], {"input_ids": ids, "attention_mask": mask}
-            )
-        return out
+            results = self.session.run(names, {"input_ids": ids, "attention_mask": mask})
+            out[idx] = results[0]
+            if vad is not None:
+                vad[idx] = results[1]
+        return out, vad
 
     def predict(self, texts: list[str]) -> Predictions:
-        probs = self.score(texts)
+        probs, vad = self.score_all(texts)
         return Predictions(
             probabilities=probs,
             labels=self.post.labels_over_threshold(probs),
             ekman=self.post.group(probs, "ekman"),
             sentiment=self.post.group(probs, "sentiment"),
+            vad=vad,
         )
 
 

@@ -20,6 +20,9 @@ log = logging.getLogger("moodpipe.inference")
 
 INPUT = "TEXT"
 OUTPUTS = ("PROBABILITIES", "LABELS", "EKMAN", "SENTIMENT")
+# Valence, arousal, dominance: an output of models with a VAD head. Requested only from
+# models that declare it: asking an ensemble for an output it lacks fails the call.
+VAD = "VAD"
 PROBE_TEXT = "Thanks, that works for me."
 
 
@@ -61,6 +64,7 @@ class TritonEmotionClient:
         self.data_attempts = data_attempts
         self._client: grpcclient.InferenceServerClient | None = None
         self._max_batch = 0
+        self._outputs: tuple[str, ...] = OUTPUTS
         self._info: ModelInfo | None = None
 
     def _connection(self) -> grpcclient.InferenceServerClient:
@@ -129,6 +133,8 @@ class TritonEmotionClient:
         config = response["config"]
         params = config.get("parameters", {})
         self._max_batch = int(config.get("max_batch_size", 0)) or 256
+        declared = {o.get("name") for o in config.get("output", [])}
+        self._outputs = (*OUTPUTS, VAD) if VAD in declared else OUTPUTS
         return ModelInfo(
             name=self.model_name,
             version=params.get("moodpipe_model_version", {}).get("string_value", "unknown"),
@@ -173,7 +179,7 @@ class TritonEmotionClient:
         result = await self._connection().infer(
             self.model_name,
             [tensor],
-            outputs=[grpcclient.InferRequestedOutput(name) for name in OUTPUTS],
+            outputs=[grpcclient.InferRequestedOutput(name) for name in self._outputs],
             client_timeout=self.timeout,
         )
         probs = result.as_numpy("PROBABILITIES")
@@ -185,9 +191,13 @@ class TritonEmotionClient:
         def strings(name: str) -> list[str]:
             return [v.decode() for v in result.as_numpy(name).reshape(-1)]
 
+        vad = result.as_numpy(VAD) if VAD in self._outputs else None
+        if vad is not None and vad.shape != (len(texts), 3):
+            raise InferenceServerException(f"unexpected VAD shape {vad.shape}")
         return Predictions(
             probabilities=probs,
             labels=[ls.split(",") if ls else [] for ls in strings("LABELS")],
             ekman=strings("EKMAN"),
             sentiment=strings("SENTIMENT"),
+            vad=vad,
         )

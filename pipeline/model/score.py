@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from pipeline.emotions import LABELS
 from pipeline.language import LanguagePolicy
+from pipeline.postprocess import summarise_predictions
 from pipeline.records.models import Rejected
 from pipeline.records.validate import (
     clean_text,
@@ -106,11 +107,14 @@ def read_inputs(
 def to_json_lines(items: list[dict[str, Any]], parts: list[RoutedScores]) -> list[str]:
     """One JSON line per item, in input order, with the language and model it was routed to."""
     out = []
+    # The same numbers the worker stores (pipeline/postprocess): one summary per part.
+    summaries = {id(part): summarise_predictions(part.predictions) for part in parts}
     for i, part, row in in_order(parts, len(items)):
         item = items[i]
         pred = part.predictions
         probs = pred.probabilities[row]
         language = part.languages[row]
+        valence, arousal, dominance, strength = summaries[id(part)].affect[row]
         doc: dict[str, Any] = {"id": item["id"]} if item["id"] is not None else {}
         doc |= {
             "text": item["text"],
@@ -123,6 +127,10 @@ def to_json_lines(items: list[dict[str, Any]], parts: list[RoutedScores]) -> lis
             "labels": pred.labels[row],
             "ekman": pred.ekman[row],
             "sentiment": pred.sentiment[row],
+            "valence": valence,
+            "arousal": arousal,
+            "dominance": dominance,
+            "intensity": strength,
             "model": part.model.name,
             "model_version": part.model.version,
             "model_coverage": language.coverage,

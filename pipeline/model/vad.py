@@ -87,15 +87,23 @@ def genre_of(sentence_id: str) -> str:
 
 
 def pooled_tensor(graph: object) -> str:
-    """The sentence embedding the emotion head reads: the first input of the Gemm
-    (or MatMul) whose output the final Sigmoid turns into `probabilities`."""
+    """The sentence embedding the emotion head reads: the nearest `Div` (mean pooling)
+    upstream of the Sigmoid that makes `probabilities`. Walking back, rather than
+    matching the head's node, finds it in the fp32 graph (Gemm) and in the int8 one
+    (DynamicQuantizeLinear -> MatMulInteger -> ... -> Add) alike."""
     nodes = list(graph.node)  # type: ignore[attr-defined]
     producer = {out: n for n in nodes for out in n.output}
-    sigmoid = producer["probabilities"]
-    head = producer[sigmoid.input[0]]
-    if head.op_type == "Add":  # MatMul + Add exports
-        head = producer[head.input[0]] if head.input[0] in producer else producer[head.input[1]]
-    return str(head.input[0])
+    frontier = [producer["probabilities"]]
+    seen: set[str] = set()
+    while frontier:
+        node = frontier.pop(0)
+        if node.op_type == "Div":
+            return str(node.output[0])
+        for name in node.input:
+            if name in producer and name not in seen:
+                seen.add(name)
+                frontier.append(producer[name])
+    raise ValueError("no pooling Div upstream of 'probabilities'")
 
 
 def exposing_pooled(model_path: Path) -> bytes:
@@ -108,3 +116,61 @@ def exposing_pooled(model_path: Path) -> bytes:
     model.graph.node.append(helper.make_node("Identity", [name], ["pooled"]))
     model.graph.output.append(helper.make_tensor_value_info("pooled", TensorProto.FLOAT, None))
     return bytes(model.SerializeToString())
+
+
+def attach_vad_head(src: Path, dst: Path, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Write `src` with a VAD head on its pooled embedding as a second output `vad`
+    (n, 3): `pooled @ weight.T + bias`, on EmoBank's 1-5 scale. An existing `vad`
+    output is replaced. The emotion output is untouched, bit for bit."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    # Replace a head attached before.
+    for node in [n for n in graph.node if "vad" in n.output]:
+        graph.node.remove(node)
+    for out in [o for o in graph.output if o.name == "vad"]:
+        graph.output.remove(out)
+    for init in [i for i in graph.initializer if i.name in ("moodpipe.vad.weight",
+                                                             "moodpipe.vad.bias")]:  # fmt: skip
+        graph.initializer.remove(init)
+    pooled = pooled_tensor(graph)
+    graph.initializer.extend([
+        numpy_helper.from_array(weight.astype(np.float32), "moodpipe.vad.weight"),
+        numpy_helper.from_array(bias.astype(np.float32), "moodpipe.vad.bias"),
+    ])  # fmt: skip
+    graph.node.append(helper.make_node(
+        "Gemm", [pooled, "moodpipe.vad.weight", "moodpipe.vad.bias"], ["vad"], transB=1,
+        name="/moodpipe/vad/Gemm",
+    ))  # fmt: skip
+    graph.output.append(helper.make_tensor_value_info("vad", TensorProto.FLOAT, ["batch", 3]))
+    onnx.checker.check_model(model)
+    tmp = dst.with_name(dst.name + ".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(dst)
+
+
+def fit_ridge(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, dev: np.ndarray,
+    alphas: tuple[float, ...] = (1, 10, 30, 100, 300, 1000, 3000),
+) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    """Ridge regression y ~ x, alpha chosen on `dev` (sum of Pearson r over the
+    columns); returns (weight (k, d), bias (k,), alpha) in x's own units."""
+    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
+    z = (x - mu) / sd
+    a = np.c_[z, np.ones(len(z))]
+    best: tuple[float, np.ndarray, float] | None = None
+    for alpha in alphas:
+        eye = np.eye(a.shape[1])
+        eye[-1, -1] = 0
+        w = np.linalg.solve(a[train].T @ a[train] + alpha * eye, a[train].T @ y[train])
+        pred = a[dev] @ w
+        score = sum(float(np.corrcoef(pred[:, k], y[dev, k])[0, 1]) for k in range(y.shape[1]))
+        if best is None or score > best[0]:
+            best = (score, w, alpha)
+    assert best is not None
+    _, w, alpha = best
+    weight = (w[:-1] / sd[:, None]).T  # fold the standardisation into the weights
+    bias = w[-1] - (mu / sd) @ w[:-1]
+    return weight.astype(np.float32), bias.astype(np.float32), float(alpha)

@@ -6,6 +6,14 @@ from pipeline.postprocess.rows import (
     scored_message,
     scored_row,
     summarise,
+    summarise_predictions,
 )
 
-__all__ = ["COLUMNS", "BatchSummary", "scored_message", "scored_row", "summarise"]
+__all__ = [
+    "COLUMNS",
+    "BatchSummary",
+    "scored_message",
+    "scored_row",
+    "summarise",
+    "summarise_predictions",
+]

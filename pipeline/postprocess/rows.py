@@ -11,6 +11,7 @@ import numpy as np
 from pipeline.emotions import LABELS, SENTIMENT_GROUPS, group_scores
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.language import Language
+from pipeline.postprocess.affect import intensity
 from pipeline.records.models import InputRecord, SocialPost
 from pipeline.records.raw import KafkaPosition
 from pipeline.redaction import Redactor
@@ -21,7 +22,8 @@ COLUMNS: tuple[str, ...] = (
     "customer_tier", "product", "channel", "priority", "lang", "lang_declared",
     "lang_detected", "model_coverage", "subject", "text",
     "pii_redacted", "created_at", "produced_at", "scored_at", *LABELS, "top_emotion", "top_score",
-    "labels", "ekman", "sentiment", "sentiment_score", "model_name", "model_version",
+    "labels", "ekman", "sentiment", "sentiment_score", "valence", "arousal", "dominance",
+    "intensity", "model_name", "model_version",
     "source_topic", "source_partition", "source_offset",
 )  # fmt: skip
 
@@ -38,9 +40,17 @@ class BatchSummary:
     top_emotion: list[str]
     top_score: list[float]
     sentiment_score: list[float]  # strongest positive - strongest negative
+    # Per row [valence, arousal, dominance, intensity] (pipeline/postprocess/affect.py);
+    # four Nones for a model without a VAD head.
+    affect: list[list[float | None]]
 
 
-def summarise(probs: np.ndarray) -> BatchSummary:
+_NO_AFFECT: list[float | None] = [None, None, None, None]
+
+
+def summarise(
+    probs: np.ndarray, vad: np.ndarray | None = None, ekman: list[str] | None = None
+) -> BatchSummary:
     """Top emotion and the sentiment score of every row of a batch's probabilities.
 
     Labels over threshold, the Ekman group and the sentiment group come from the
@@ -53,12 +63,25 @@ def summarise(probs: np.ndarray) -> BatchSummary:
     top = wide.argmax(axis=1)
     groups = group_scores(wide, SENTIMENT_GROUPS)
     sentiment = groups["positive"] - groups["negative"]
+    if vad is not None and ekman is not None:
+        dims = np.asarray(vad, dtype=np.float64)
+        if dims.shape != (len(wide), 3):
+            raise ValueError(f"VAD of shape {dims.shape}, expected ({len(wide)}, 3)")
+        strength = intensity(wide, dims, ekman)
+        affect: list[list[float | None]] = np.c_[dims, strength].round(4).tolist()
+    else:
+        affect = [_NO_AFFECT] * len(wide)
     return BatchSummary(
         probabilities=wide.tolist(),
         top_emotion=[LABELS[j] for j in top.tolist()],
         top_score=wide[np.arange(len(wide)), top].tolist(),
         sentiment_score=sentiment.tolist(),
+        affect=affect,
     )
+
+
+def summarise_predictions(predictions: Predictions) -> BatchSummary:
+    return summarise(predictions.probabilities, predictions.vad, predictions.ekman)
 
 
 def scored_row(
@@ -75,7 +98,9 @@ def scored_row(
     """Row i of a batch's predictions as a scored_events row (`COLUMNS` order), its
     text redacted. `summary`: `summarise(predictions.probabilities)`, once per batch."""
     if summary is None:
-        summary, j = summarise(predictions.probabilities[i : i + 1]), 0
+        vad = None if predictions.vad is None else predictions.vad[i : i + 1]
+        summary = summarise(predictions.probabilities[i : i + 1], vad, predictions.ekman[i : i + 1])
+        j = 0
     else:
         j = i
     if isinstance(record, SocialPost):
@@ -99,7 +124,8 @@ def scored_row(
         language.detected, language.coverage, subject, text, redacted, record.created_at,
         position.timestamp, scored_at, *summary.probabilities[j], summary.top_emotion[j],
         summary.top_score[j], predictions.labels[i], predictions.ekman[i],
-        predictions.sentiment[i], summary.sentiment_score[j], model.name, model.version,
+        predictions.sentiment[i], summary.sentiment_score[j], *summary.affect[j], model.name,
+        model.version,
         position.topic, position.partition, position.offset,
     ]  # fmt: skip
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pipeline.inference.model_info import ModelInfo, Predictions
 from pipeline.inference.ports import EmotionModelClient
 from pipeline.language import Language, LanguagePolicy
-from pipeline.postprocess import scored_row, summarise
+from pipeline.postprocess import scored_row, summarise_predictions
 from pipeline.records import RecordValidator, Rejected
 from pipeline.records.models import InputRecord
 from pipeline.records.raw import RawRecord
@@ -178,7 +178,7 @@ class ScoringStages:
         rows: list[StoredRow] = []
         for part, predictions, model in parts:
             try:
-                summary = summarise(predictions.probabilities)
+                summary = summarise_predictions(predictions)
             except Exception:  # noqa: BLE001 - a row the batch cannot take: row by row below
                 summary = None
             for i, item in enumerate(part):

@@ -32,6 +32,9 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(
             str(here / model_file), options, providers=["CPUExecutionProvider"]
         )
+        # probabilities (28), and vad (3) where the model has a VAD head: the outputs
+        # this config declares, each taken from the ONNX graph's output of that name.
+        self.outputs = [o["name"] for o in config["output"]]
 
     def execute(self, requests: list) -> list:
         ids_parts, mask_parts = [], []
@@ -49,28 +52,37 @@ class TritonPythonModel:
             ids[row : row + len(part_ids), : part_ids.shape[1]] = part_ids
             mask[row : row + len(part_ids), : part_mask.shape[1]] = part_mask
             row += len(part_ids)
-        probs = run_length_bucketed(self.session, ids, mask, self.bucket)
+        results = run_length_bucketed(self.session, ids, mask, self.bucket, self.outputs)
         responses = []
         row = 0
         for size in sizes:
-            out = probs[row : row + size].astype(np.float32)
-            responses.append(
-                pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("probabilities", out)])
-            )
+            tensors = [
+                pb_utils.Tensor(name, out[row : row + size].astype(np.float32))
+                for name, out in zip(self.outputs, results, strict=True)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             row += size
         return responses
 
 
 def run_length_bucketed(
-    session: ort.InferenceSession, ids: np.ndarray, mask: np.ndarray, rows: int
-) -> np.ndarray:
+    session: ort.InferenceSession,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    rows: int,
+    names: list[str],
+) -> list[np.ndarray]:
     lengths = mask.sum(axis=1)
     order = np.argsort(lengths, kind="stable")
-    out = np.zeros((len(ids), 28), dtype=np.float32)
+    outs: list[np.ndarray] = []
     for start in range(0, len(order), rows):
         idx = order[start : start + rows]
         width = max(int(lengths[idx].max()), 1)
-        (out[idx],) = session.run(
-            ["probabilities"], {"input_ids": ids[idx, :width], "attention_mask": mask[idx, :width]}
+        results = session.run(
+            names, {"input_ids": ids[idx, :width], "attention_mask": mask[idx, :width]}
         )
-    return out
+        if not outs:
+            outs = [np.zeros((len(ids), r.shape[1]), dtype=np.float32) for r in results]
+        for out, result in zip(outs, results, strict=True):
+            out[idx] = result
+    return outs

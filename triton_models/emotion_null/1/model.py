@@ -16,7 +16,8 @@ class TritonPythonModel:
             probs = np.full((n, 28), 0.01, dtype=np.float32)
             probs[:, NEUTRAL] = 0.9
             neutral = np.full((n, 1), b"neutral", dtype=np.object_)
-            out = [pb_utils.Tensor("PROBABILITIES", probs)] + [
+            vad = np.full((n, 3), 3.0, dtype=np.float32)  # the scale's neutral midpoint
+            out = [pb_utils.Tensor("PROBABILITIES", probs), pb_utils.Tensor("VAD", vad)] + [
                 pb_utils.Tensor(name, neutral) for name in ("LABELS", "EKMAN", "SENTIMENT")
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=out))
