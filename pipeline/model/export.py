@@ -73,9 +73,11 @@ def store_weights_as_fp16(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def export_text_model(model: Any, path: Path, output: str) -> None:
-    """torch module (input_ids, attention_mask) -> `output`, as ONNX opset 17 with
-    dynamic batch and sequence axes; written to a temporary name, then moved."""
+def export_text_model(model: Any, path: Path, output: str | tuple[str, ...]) -> None:
+    """torch module (input_ids, attention_mask) -> `output` (one name, or one per
+    tensor the module returns), as ONNX opset 17 with dynamic batch and sequence axes;
+    written to a temporary name, then moved."""
+    outputs = (output,) if isinstance(output, str) else output
     import torch
 
     tmp = path.with_name(path.name + ".tmp")
@@ -85,11 +87,11 @@ def export_text_model(model: Any, path: Path, output: str) -> None:
         dummy,
         str(tmp),
         input_names=["input_ids", "attention_mask"],
-        output_names=[output],
+        output_names=list(outputs),
         dynamic_axes={
             "input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"},
-            output: {0: "batch"},
+            **{name: {0: "batch"} for name in outputs},
         },
         opset_version=17,
         dynamo=False,
@@ -203,4 +205,81 @@ def export_multilingual(train_dir: Path, version_label: str) -> dict[str, Any]:
               **{k: v for k, v in chosen.items() if k != "label_thresholds"}}  # fmt: skip
     (repo / "emotion_ml" / "export_report.json").write_text(json.dumps(report, indent=1) + "\n")
     build_serving_model(repo)
+    return report
+
+
+def export_vad_trained(
+    train_dir: Path, version_label: str, epoch: int | None = None
+) -> dict[str, Any]:
+    """The multi-task model of `moodpipe train --vad` (`train_dir`, its best epoch unless
+    `epoch` is given) into emotion_classifier: one ONNX graph, outputs `probabilities`
+    (28) and `vad` (3, EmoBank's 1-5 scale), fp16-stored weights and int8; taxonomy
+    with the re-tuned thresholds; returns the parity report it writes."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from pipeline.model.data import default_data_dir, read_split
+    from pipeline.model.encoder import encoder_dir
+    from pipeline.model.train_vad import build_vad_model
+    from pipeline.resources import triton_models_dir
+
+    summary = json.loads((train_dir / "summary.json").read_text())
+    epoch = epoch or summary["best_epoch"]
+    record = next(h for h in summary["history"] if h["epoch"] == epoch)
+    repo = triton_models_dir()
+    model = build_vad_model(encoder_dir())
+    model.load_state_dict(torch.load(train_dir / f"epoch-{epoch}.pt"))
+    mean = torch.tensor(summary["vad_mean"], dtype=torch.float32)
+    std = torch.tensor(summary["vad_std"], dtype=torch.float32)
+
+    class Served(torch.nn.Module):
+        """Probabilities, and VAD back on EmoBank's scale."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            logits, vad = self.inner(input_ids, attention_mask)
+            return torch.sigmoid(logits), vad * std + mean
+
+    wrapped = Served().eval()
+    classifier = repo / "emotion_classifier" / "1"
+    fp32 = classifier / "model.fp32.onnx"
+    export_text_model(wrapped, fp32, ("probabilities", "vad"))
+    store_weights_as_fp16(fp32, classifier / "model.onnx")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(classifier / "model_int8.onnx"), weight_type=QuantType.QInt8)
+
+    class ProbabilitiesOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = wrapped
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids, attention_mask)[0]
+
+    texts = read_split(default_data_dir() / "dev.tsv").texts[:512]
+    probs_only = ProbabilitiesOnly().eval()
+    report = {
+        "version": version_label,
+        "trained": f"moodpipe train --vad, epoch {epoch}",
+        "parity_max_abs_diff": {
+            "onnx_fp32": parity(probs_only, fp32, texts),
+            "onnx_fp16_weights": parity(probs_only, classifier / "model.onnx", texts),
+            "onnx_int8": parity(probs_only, classifier / "model_int8.onnx", texts),
+        },
+        "texts": len(texts),
+        "emobank_dev_r": record["emobank_dev_r"],
+        "goemotions_dev_f1": record["goemotions_dev_f1"],
+    }
+    fp32.unlink()
+    thresholds = dict(zip(LABELS, record["thresholds"], strict=True))
+    write_taxonomy(repo, version_label, thresholds)
+    (repo / "emotion" / "export_report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report

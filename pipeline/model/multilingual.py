@@ -154,6 +154,20 @@ def head_module(head_path: Path) -> Any:
     return head.eval()
 
 
+def vad_module(head_path: Path) -> Any:
+    """The VAD head in head.npz (`vad_w1` ... `vad_b2`, pipeline/model/vad.py): over the
+    same normalised embedding as the emotion head, EmoBank's 1-5 scale out."""
+    from pipeline.model.vad import vad_head_module
+
+    weights = np.load(head_path)
+    if "vad_w1" not in weights:
+        raise ValueError(
+            f"{head_path} has no VAD head: train it with `moodpipe train --multilingual` "
+            "or restore the committed head.npz"
+        )
+    return vad_head_module(weights)
+
+
 def serving_paths(repo: Path) -> dict[str, Path]:
     return {
         "head": repo / "emotion_ml_classifier" / "head.npz",
@@ -205,20 +219,24 @@ def build_serving_model(repo: Path) -> dict[str, Path]:
     tmp_tok.replace(paths["tokenizer"])
     bert = load_bert(image)
     head = head_module(paths["head"])
+    vad = vad_module(paths["head"])
 
     class EmotionModel(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.bert = bert
             self.head = head
+            self.vad = vad
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            return torch.sigmoid(self.head(pooled))
+            return torch.sigmoid(self.head(pooled)), self.vad(pooled)
 
-    export_text_model(EmotionModel(), paths["model"], "probabilities")
+    export_text_model(EmotionModel(), paths["model"], ("probabilities", "vad"))
     paths["stamp"].write_text(json.dumps(_stamp(paths["head"]), indent=1) + "\n")
     return paths

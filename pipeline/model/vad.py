@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,3 +175,73 @@ def fit_ridge(
     weight = (w[:-1] / sd[:, None]).T  # fold the standardisation into the weights
     bias = w[-1] - (mu / sd) @ w[:-1]
     return weight.astype(np.float32), bias.astype(np.float32), float(alpha)
+
+
+def train_vad_mlp(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, dev: np.ndarray,
+    *, hidden: int = 256, epochs: int = 120, seed: int = 13,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:  # fmt: skip
+    """A small VAD head (x -> hidden, GELU -> 3) over frozen sentence embeddings, MSE on
+    standardised targets, the epoch with the best dev r sum kept. Returns the weights
+    with the target scaling folded into the last layer (EmoBank 1-5 out: `vad_w1`,
+    `vad_b1`, `vad_w2`, `vad_b2`) and the dev r per dimension."""
+    import torch
+
+    torch.manual_seed(seed)
+    mean, std = y[train].mean(0), y[train].std(0)
+    target = torch.tensor((y - mean) / std, dtype=torch.float32)
+    inputs = torch.tensor(x, dtype=torch.float32)
+    model = torch.nn.Sequential(
+        torch.nn.Dropout(0.1), torch.nn.Linear(x.shape[1], hidden), torch.nn.GELU(),
+        torch.nn.Dropout(0.1), torch.nn.Linear(hidden, y.shape[1]),
+    )  # fmt: skip
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    rows = np.flatnonzero(train)
+    rng = np.random.default_rng(seed)
+    best: tuple[float, dict[str, np.ndarray], list[float]] | None = None
+    for _ in range(epochs):
+        model.train()
+        rng.shuffle(rows)
+        for start in range(0, len(rows), 64):
+            batch = rows[start : start + 64]
+            loss = ((model(inputs[batch]) - target[batch]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            pred = model(inputs[dev]).numpy()
+        r = [float(np.corrcoef(pred[:, k], target[dev, k].numpy())[0, 1]) for k in range(3)]
+        if best is None or sum(r) > best[0]:
+            first: Any = model[1]
+            last: Any = model[4]
+            weights = {
+                "vad_w1": first.weight.detach().numpy().copy(),
+                "vad_b1": first.bias.detach().numpy().copy(),
+                # y = (h @ w2.T + b2) * std + mean, folded into the layer
+                "vad_w2": (last.weight.detach().numpy() * std[:, None]).astype(np.float32),
+                "vad_b2": (last.bias.detach().numpy() * std + mean).astype(np.float32),
+            }
+            best = (sum(r), weights, r)
+    assert best is not None
+    return best[1], {d: round(v, 4) for d, v in zip(DIMENSIONS, best[2], strict=True)}
+
+
+def vad_head_module(weights: Any) -> Any:
+    """`train_vad_mlp`'s weights (a dict or a loaded .npz) as a torch module."""
+    import torch
+
+    first = torch.nn.Linear(weights["vad_w1"].shape[1], weights["vad_w1"].shape[0])
+    last = torch.nn.Linear(weights["vad_w2"].shape[1], weights["vad_w2"].shape[0])
+    with torch.no_grad():
+        for layer, w, b in ((first, "vad_w1", "vad_b1"), (last, "vad_w2", "vad_b2")):
+            layer.weight.copy_(torch.from_numpy(np.asarray(weights[w], dtype=np.float32)))
+            layer.bias.copy_(torch.from_numpy(np.asarray(weights[b], dtype=np.float32)))
+    return torch.nn.Sequential(first, torch.nn.GELU(), last).eval()
+
+
+def vad_head_predict(weights: Any, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return vad_head_module(weights)(torch.from_numpy(x.astype(np.float32))).numpy()
