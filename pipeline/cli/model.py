@@ -68,10 +68,24 @@ def score(use_triton: bool | None, batch_size: int) -> None:
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
 def train(train_args: tuple[str, ...]) -> None:
-    """Fine-tune the MiniLM emotion classifier, or with --multilingual train the head on
-    multilingual-e5-small (needs the `train` extra; see --help, --multilingual --help)."""
+    """Fine-tune the MiniLM emotion classifier; with --multilingual train the heads on
+    multilingual-e5-small; with --vad fit the English model's VAD head on EmoBank and
+    attach it to the served graphs (needs the `train` extra; see --help,
+    --multilingual --help)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoders ship in PyPI packages
     args = list(train_args)
+    if "--vad" in args:
+        from pipeline.model.corpora import shared_data_dir
+        from pipeline.model.vad import train_english_vad
+        from pipeline.resources import triton_models_dir
+
+        emobank = shared_data_dir() / "emobank" / "emobank.csv"
+        with progress_console.status("fitting the VAD head on EmoBank (about a minute)"):
+            report = train_english_vad(triton_models_dir(), emobank)
+        Path("docs").mkdir(exist_ok=True)
+        Path("docs/vad-english.json").write_text(json.dumps(report, indent=1) + "\n")
+        console.print_json(json.dumps(report))
+        return
     if "--multilingual" in args:
         args.remove("--multilingual")
         from pipeline.model.train_multilingual import main as train_multilingual
@@ -151,12 +165,20 @@ def export_cmd(train_dir: str | None, version_label: str, multilingual: bool) ->
     "--all-languages", is_flag=True,
     help="with --multilingual: all 28 BRIGHTER languages, not only the target ones",
 )  # fmt: skip
+@click.option(
+    "--affect", is_flag=True,
+    help="VAD (Pearson r) and sentiment per genre with calibration on EmoBank test",
+)  # fmt: skip
 def eval_cmd(
-    variant: str, json_out: str, card: str, multilingual: bool, all_languages: bool
-) -> None:
+    variant: str, json_out: str, card: str, multilingual: bool, all_languages: bool,
+    affect: bool,
+) -> None:  # fmt: skip
     """Score the GoEmotions test split; macro-F1 (28 / Ekman / sentiment) vs published."""
     if multilingual:
         _eval_multilingual(Path(card), all_languages)
+        return
+    if affect:
+        _eval_affect()
         return
     from pipeline.model.evaluate import REFERENCES, evaluate_variants
 
@@ -201,3 +223,24 @@ def _eval_multilingual(card: Path, all_languages: bool) -> None:
 
 
 COMMANDS = [score, train, model_group, export_cmd, eval_cmd]
+
+
+def _eval_affect() -> None:
+    from pipeline.model.corpora import shared_data_dir
+    from pipeline.model.evaluate_affect import evaluate_all
+
+    out = Path("docs/affect-eval.json")
+    with progress_console.status("scoring EmoBank test with both models"):
+        result = evaluate_all(shared_data_dir())
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for name, r in result.items():
+        vad = r.get("vad_test_r", {})
+        console.print(f"{name} {r['version']}: EmoBank test r " + ", ".join(
+            f"{d} {v:.3f}" for d, v in vad.items()))  # fmt: skip
+        table = Table("genre", "texts", "polar", "3-class acc", "polar acc", "ECE (polar)",
+                      title=f"{name}: sentiment on EmoBank test")  # fmt: skip
+        for genre, g in r["sentiment"].items():
+            table.add_row(genre, str(g["texts"]), str(g["polar"]), f"{g['accuracy_3class']:.3f}",
+                          f"{g['accuracy_polar']:.3f}", f"{g['ece_polar']:.3f}")  # fmt: skip
+        console.print(table)
+    console.print(f"wrote {out}")

@@ -10,7 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grafana_foundation_sdk.builders import barchart, dashboard, piechart, table, timeseries
+from grafana_foundation_sdk.builders import (
+    barchart,
+    dashboard,
+    piechart,
+    table,
+    timeseries,
+    xychart,
+)
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -65,6 +72,7 @@ _PANEL_BUILDERS: dict[str, Any] = {
     "table": table.Panel,
     "barchart": barchart.Panel,
     "piechart": piechart.Panel,
+    "xychart": xychart.Panel,
 }
 
 

@@ -22,7 +22,7 @@ LANGS = "lang IN (${lang:singlequote})"
 @dataclass(frozen=True)
 class PanelSpec:
     title: str
-    kind: str  # timeseries | table | barchart | piechart
+    kind: str  # timeseries | table | barchart | piechart | xychart
     sql: str
     columns: tuple[str, ...]  # what the query returns, in order
     description: str = ""
@@ -111,16 +111,48 @@ LIMIT 10""",
             ("emotion", "mean_probability"), width=12,
         ),
         PanelSpec(
+            "Valence and arousal", "timeseries",
+            f"""SELECT $__timeInterval(minute) AS time, brand,
+       round(sum(valence_sum) / sum(vad_events), 3) AS valence,
+       round(sum(arousal_sum) / sum(vad_events), 3) AS arousal
+FROM mood_minute
+WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
+GROUP BY time, brand
+HAVING sum(vad_events) > 0
+ORDER BY time, brand""",
+            ("time", "brand", "valence", "arousal"),
+            "Mean valence (1 unpleasant - 5 pleasant) and arousal (1 calm - 5 excited) per "
+            "event, EmoBank's scale, 3 neutral. Events whose model has no VAD head are "
+            "left out (vad_events).",
+            width=12,
+        ),
+        PanelSpec(
+            "Brands on the valence x arousal plane", "xychart",
+            f"""SELECT brand, round(sum(valence_sum) / sum(vad_events), 3) AS valence,
+       round(sum(arousal_sum) / sum(vad_events), 3) AS arousal,
+       sum(vad_events) AS events
+FROM mood_minute
+WHERE $__timeFilter(minute) AND {BRANDS} AND {SOURCES} AND {LANGS}
+GROUP BY brand
+HAVING events > 0
+ORDER BY events DESC""",
+            ("brand", "valence", "arousal", "events"),
+            "Each brand at its mean valence (x) and arousal (y) over the range: top left "
+            "(unpleasant, aroused) is anger and alarm, bottom left sadness and boredom.",
+            width=12,
+        ),
+        PanelSpec(
             "Most negative posts", "table",
             f"""SELECT created_at, brand, platform, author,
-       round(sentiment_score, 3) AS sentiment_score, top_emotion, text
+       round(sentiment_score, 3) AS sentiment_score, top_emotion,
+       round(intensity, 2) AS intensity, text
 FROM scored_events_dedup
 WHERE source = 'post' AND $__timeFilter_ms(created_at) AND {BRANDS} AND {LANGS}
   AND model_coverage != 'none'
 ORDER BY sentiment_score ASC, created_at DESC
 LIMIT 20""",
             ("created_at", "brand", "platform", "author", "sentiment_score", "top_emotion",
-             "text"),
+             "intensity", "text"),
             width=24, height=10,
         ),
         PanelSpec(

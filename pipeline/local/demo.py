@@ -197,11 +197,12 @@ def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: f
     params = {"p": run_id}
 
     table = Table(title="What landed in ClickHouse (scored_events, deduplicated)")
-    for col in ("source", "brand", "events", "mood index", "joy", "anger", "sadness", "fear",
-                "surprise", "disgust", "neutral"):  # fmt: skip
+    for col in ("source", "brand", "events", "mood index", "valence", "arousal", "joy", "anger",
+                "sadness", "fear", "surprise", "disgust", "neutral"):  # fmt: skip
         table.add_column(col, justify="right" if col not in ("source", "brand") else "left")
     rows = client.query(
         f"""SELECT source, brand, count() AS n, round(avg(sentiment_score), 3),
+               ifNull(avg(valence), 0), ifNull(avg(arousal), 0),
                countIf(ekman='joy')/n, countIf(ekman='anger')/n, countIf(ekman='sadness')/n,
                countIf(ekman='fear')/n, countIf(ekman='surprise')/n,
                countIf(ekman='disgust')/n, countIf(ekman='neutral')/n
@@ -209,24 +210,27 @@ def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: f
             GROUP BY source, brand ORDER BY source, brand""",
         parameters=params,
     ).result_rows
-    for source, brand, n, mood, *shares in rows:
-        table.add_row(source, brand, str(n), f"{mood:+.3f}", *[f"{s:.0%}" for s in shares])
+    for source, brand, n, mood, valence, arousal, *shares in rows:
+        table.add_row(source, brand, str(n), f"{mood:+.3f}", f"{valence:.2f}", f"{arousal:.2f}",
+                      *[f"{s:.0%}" for s in shares])  # fmt: skip
     console.print(table)
 
     _report_languages(client, where, params, console)
 
-    angry = Table(title="Angriest tickets (anger + annoyance + disgust)")
-    for col in ("ticket", "customer", "tier", "product", "priority", "anger", "text"):
+    angry = Table(title="Angriest tickets (anger + annoyance + disgust; intensity 0-1 from "
+                        "the emotion, arousal and valence)")  # fmt: skip
+    for col in ("ticket", "customer", "tier", "product", "priority", "anger", "arousal",
+                "intensity", "text"):  # fmt: skip
         angry.add_column(col)
     for row in client.query(
         f"""SELECT event_id, customer_id, customer_tier, product, priority,
-               anger + annoyance + disgust AS a, text
+               anger + annoyance + disgust AS a, ifNull(arousal, 0), ifNull(intensity, 0), text
             FROM scored_events FINAL WHERE source = 'ticket' AND {where}
             ORDER BY a DESC LIMIT 5""",
         parameters=params,
     ).result_rows:
-        text = row[6] if len(row[6]) <= 70 else row[6][:67] + "..."
-        angry.add_row(*row[:5], f"{row[5]:.2f}", text)
+        text = row[8] if len(row[8]) <= 60 else row[8][:57] + "..."
+        angry.add_row(*row[:5], f"{row[5]:.2f}", f"{row[6]:.2f}", f"{row[7]:.2f}", text)
     console.print(angry)
 
     if settings.alerts_enabled:

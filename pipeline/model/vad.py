@@ -119,30 +119,75 @@ def exposing_pooled(model_path: Path) -> bytes:
     return bytes(model.SerializeToString())
 
 
+def layer_outputs(graph: object) -> list[str]:
+    """The encoder's hidden states, embeddings first: the outputs of its embedding
+    LayerNorm and of every layer's output LayerNorm (BERT-style ONNX exports)."""
+    names = [n.output[0] for n in graph.node if n.op_type == "LayerNormalization"]  # type: ignore[attr-defined]
+    return [x for x in names if "embeddings/LayerNorm" in x or ("/output/LayerNorm" in x
+            and "/attention/" not in x)]  # fmt: skip
+
+
+def exposing_layer_means(model_path: Path) -> bytes:
+    """The model with `layer_means` (n, layers x hidden): the masked mean of every hidden
+    state, computed as the graph computes its own pooled vector."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(model_path))
+    means = _add_layer_means(model.graph)
+    model.graph.node.append(helper.make_node("Identity", [means], ["layer_means"]))
+    model.graph.output.append(helper.make_tensor_value_info("layer_means", TensorProto.FLOAT, None))
+    return bytes(model.SerializeToString())
+
+
+def _add_layer_means(graph: Any) -> str:
+    """Nodes computing the masked mean of each hidden state, concatenated; returns the
+    name of the (n, layers x hidden) tensor. Reuses the graph's own mask and count."""
+    from onnx import helper
+
+    producer = {out: n for n in graph.node for out in n.output}
+    pool = producer[pooled_tensor(graph)]  # Div(ReduceSum(Mul(h, mask)), Clip(count))
+    total = producer[pool.input[0]]  # ReduceSum
+    masked = producer[total.input[0]]  # Mul(h, mask)
+    mask, count, axes = masked.input[1], pool.input[1], total.input[1]
+    means = []
+    for k, hidden in enumerate(layer_outputs(graph)):
+        prefix = f"/moodpipe/vad/layer{k}"
+        graph.node.extend([
+            helper.make_node("Mul", [hidden, mask], [f"{prefix}/masked"]),
+            helper.make_node("ReduceSum", [f"{prefix}/masked", axes], [f"{prefix}/sum"],
+                             keepdims=0),
+            helper.make_node("Div", [f"{prefix}/sum", count], [f"{prefix}/mean"]),
+        ])  # fmt: skip
+        means.append(f"{prefix}/mean")
+    graph.node.append(helper.make_node("Concat", means, ["/moodpipe/vad/layer_means"], axis=1))
+    return "/moodpipe/vad/layer_means"
+
+
 def attach_vad_head(src: Path, dst: Path, weight: np.ndarray, bias: np.ndarray) -> None:
-    """Write `src` with a VAD head on its pooled embedding as a second output `vad`
-    (n, 3): `pooled @ weight.T + bias`, on EmoBank's 1-5 scale. An existing `vad`
-    output is replaced. The emotion output is untouched, bit for bit."""
+    """Write `src` with a VAD head as a second output `vad` (n, 3), EmoBank's 1-5
+    scale: `layer_means @ weight.T + bias`, a linear read of the masked mean of every
+    hidden state of the same encoder pass (weight: (3, layers x hidden)). A head
+    attached before is replaced; the emotion output is untouched, bit for bit."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(src))
     graph = model.graph
-    # Replace a head attached before.
-    for node in [n for n in graph.node if "vad" in n.output]:
+    for node in [n for n in graph.node if n.output[0] == "vad" or n.output[0].startswith(
+            "/moodpipe/vad/")]:  # fmt: skip
         graph.node.remove(node)
     for out in [o for o in graph.output if o.name == "vad"]:
         graph.output.remove(out)
-    for init in [i for i in graph.initializer if i.name in ("moodpipe.vad.weight",
-                                                             "moodpipe.vad.bias")]:  # fmt: skip
+    for init in [i for i in graph.initializer if i.name.startswith("moodpipe.vad.")]:
         graph.initializer.remove(init)
-    pooled = pooled_tensor(graph)
+    features = _add_layer_means(graph)
     graph.initializer.extend([
         numpy_helper.from_array(weight.astype(np.float32), "moodpipe.vad.weight"),
         numpy_helper.from_array(bias.astype(np.float32), "moodpipe.vad.bias"),
     ])  # fmt: skip
     graph.node.append(helper.make_node(
-        "Gemm", [pooled, "moodpipe.vad.weight", "moodpipe.vad.bias"], ["vad"], transB=1,
+        "Gemm", [features, "moodpipe.vad.weight", "moodpipe.vad.bias"], ["vad"], transB=1,
         name="/moodpipe/vad/Gemm",
     ))  # fmt: skip
     graph.output.append(helper.make_tensor_value_info("vad", TensorProto.FLOAT, ["batch", 3]))
@@ -245,3 +290,53 @@ def vad_head_predict(weights: Any, x: np.ndarray) -> np.ndarray:
 
     with torch.inference_mode():
         return vad_head_module(weights)(torch.from_numpy(x.astype(np.float32))).numpy()
+
+
+def english_layer_means(model_path: Path, texts: list[str], tokenizer_path: Path) -> np.ndarray:
+    """`layer_means` of `texts` through the served English classifier, length-bucketed."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.no_padding()
+    session = ort.InferenceSession(exposing_layer_means(model_path),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    encodings = tokenizer.encode_batch(texts)
+    order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+    out: np.ndarray | None = None
+    for start in range(0, len(order), 32):
+        idx = order[start : start + 32]
+        width = max(len(encodings[i].ids) for i in idx)
+        ids = np.zeros((len(idx), width), dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        for row, i in enumerate(idx):
+            ids[row, : len(encodings[i].ids)] = encodings[i].ids
+            mask[row, : len(encodings[i].ids)] = 1
+        (means,) = session.run(["layer_means"], {"input_ids": ids, "attention_mask": mask})
+        if out is None:
+            out = np.zeros((len(texts), means.shape[1]), dtype=np.float32)
+        out[idx] = means
+    assert out is not None
+    return out
+
+
+def train_english_vad(repo: Path, emobank: Path) -> dict[str, Any]:
+    """`moodpipe train --vad`: the English model's VAD head, attached to its served
+    graphs (fp16-stored and int8). Ridge over the masked means of every hidden state of
+    the frozen emotion encoder, alpha chosen on EmoBank dev; EmoBank test r reported."""
+    bank = read_emobank(emobank)
+    classifier = repo / "emotion_classifier" / "1"
+    x = english_layer_means(classifier / "model.onnx", bank.texts,
+                            repo / "emotion_tokenizer" / "1" / "tokenizer.json")  # fmt: skip
+    train, dev, test = (bank.split == s for s in ("train", "dev", "test"))
+    weight, bias, alpha = fit_ridge(x, bank.vad, train, dev, alphas=(300, 1000, 3000, 10000))
+    pred = x @ weight.T + bias
+    report: dict[str, Any] = {"alpha": alpha, "features": int(x.shape[1])}
+    for name, rows in (("dev", dev), ("test", test)):
+        report[f"emobank_{name}_r"] = {
+            d: round(float(np.corrcoef(pred[rows, k], bank.vad[rows, k])[0, 1]), 4)
+            for k, d in enumerate(DIMENSIONS)
+        }
+    for onnx_file in ("model.onnx", "model_int8.onnx"):
+        attach_vad_head(classifier / onnx_file, classifier / onnx_file, weight, bias)
+    return report
