@@ -94,6 +94,9 @@ def test_scoring_through_triton_equals_scoring_in_process(runtime) -> None:
         assert [x[k] for k in keys] == [y[k] for k in keys]
         diff = max(abs(x["probabilities"][k] - y["probabilities"][k]) for k in LABELS)
         assert diff <= 2e-5
+        # Valence, arousal, dominance: the same encoder pass, through Triton or not.
+        for key in ("valence", "arousal", "dominance", "intensity"):
+            assert x[key] is not None and abs(x[key] - y[key]) <= 1e-4, key
 
 
 def test_score_routes_each_line_by_language_as_the_worker_does() -> None:

