@@ -8,15 +8,29 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline.cli.output import console
+from pipeline.cli.output import console, progress_console
 from pipeline.settings import load_settings
 
 
 @click.command("bench-model")
 @click.option("--seconds", default=6.0, show_default=True, help="measuring time per cell")
 @click.option("--json-out", type=click.Path(dir_okay=False))
-def bench_model(seconds: float, json_out: str | None) -> None:
+@click.option(
+    "--vad-overhead", is_flag=True,
+    help="only the VAD head's cost: the English graph with and without it, in-process",
+)  # fmt: skip
+def bench_model(seconds: float, json_out: str | None, vad_overhead: bool) -> None:
     """Model throughput: batch 1/8/64, in-process vs Triton HTTP/gRPC, fp32 vs int8."""
+    if vad_overhead:
+        from pipeline.bench.vad import run_vad_overhead
+        from pipeline.traffic.generate import sample_texts
+
+        with progress_console.status("scoring 2,000 texts with and without the VAD head"):
+            report = run_vad_overhead(list(sample_texts()[:2000]))
+        console.print_json(json.dumps(report))
+        if json_out:
+            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+        return
     from pipeline.bench.model import run_model_bench
 
     rows = run_model_bench(load_settings(), seconds)
