@@ -44,9 +44,10 @@ def _session(source: bytes | str) -> Any:
 
 def run_vad_overhead(texts: list[str], rounds: int = 3, batch: int = 64) -> dict[str, Any]:
     from pipeline.inference.onnx_local import LocalEmotionModel
+    from pipeline.resources import triton_models_dir
 
-    model = LocalEmotionModel()  # the served English model, its tokenizer and buckets
-    path = Path(model.session._model_path)
+    model = LocalEmotionModel()  # for the served English model's tokenizer
+    path = triton_models_dir() / "emotion_classifier" / "1" / "model.onnx"
     sessions = {"with_vad": _session(str(path)), "without_vad": _session(without_vad(path))}
     encodings = model.tokenizer.encode_batch(texts)
     chunks = []
