@@ -76,6 +76,9 @@ def evaluate(model: LocalEmotionModel, data_dir: Path, variant: str) -> dict[str
     return result
 
 
+KEPT = "<!-- moodpipe eval rewrites the sections above this line and keeps the rest -->"
+
+
 def write_model_card(
     results: list[dict[str, Any]], training: dict[str, Any] | None, path: Path
 ) -> None:
@@ -98,6 +101,11 @@ def write_model_card(
             f"dev macro-F1 {b['dev_macro_f1_tuned']:.3f} with per-label thresholds."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The sections after KEPT (VAD, data, the multilingual model) are not this
+    # command's: they are carried over as they are.
+    kept = ""
+    if path.exists() and KEPT in path.read_text():
+        kept = "\n" + KEPT + path.read_text().split(KEPT, 1)[1]
     path.write_text(f"""# Model card: `emotion` {main["model_version"]}
 
 Multi-label emotion classifier for English short texts: 28 GoEmotions labels (27
@@ -160,7 +168,7 @@ messages, with a person deciding what to do.
   examples and low F1: do not alert on them alone.
 - Labels reflect annotators' readings of a comment, not the writer's state; do not
   use for decisions about individuals.
-""")
+{kept}""")
 
 
 def evaluate_variants(variants: list[str], json_out: Path, card: Path) -> list[dict[str, Any]]:

