@@ -1,9 +1,9 @@
 """Golden expectations: what a replay must produce, stored as JSON beside the test.
 
-Scores are compared with a tolerance (onnxruntime's float sums can differ in the
-last bits between batch shapes); labels, top emotion, Ekman group, sentiment,
-dead-letter codes and alerts (kind, severity, subject, event time) must match
-exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the files from the current results
+Scores, valence, arousal, dominance and intensity are compared with a tolerance
+(onnxruntime's float sums can differ in the last bits between batch shapes); labels,
+top emotion, Ekman group, sentiment, dead-letter codes and alerts (kind, severity,
+subject, event time) must match exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the files from the current results
 (then review the diff before committing it).
 """
 
@@ -19,6 +19,7 @@ from pipeline.emotions import LABELS
 from pipeline.testing.harness import ReplayResult
 
 CATEGORICAL = ("top_emotion", "labels", "ekman", "sentiment", "model_version")
+AFFECT = ("valence", "arousal", "dominance", "intensity")
 
 
 def golden_view(result: ReplayResult) -> dict[str, Any]:
@@ -32,6 +33,8 @@ def golden_view(result: ReplayResult) -> dict[str, Any]:
             "sentiment": e["sentiment"],
             "model_version": e["model_version"],
             "scores": {label: round(float(e[label]), 4) for label in LABELS},
+            # None where the scoring model has no VAD head.
+            "affect": {k: None if e.get(k) is None else round(float(e[k]), 4) for k in AFFECT},
         }
     letters = sorted(
         (
@@ -103,6 +106,10 @@ def assert_matches_golden(
                     f"{key}: score {label} is {got['scores'][label]:.4f}, "
                     f"golden {want['scores'][label]:.4f}"
                 )
+        for name in AFFECT:
+            a, b = got["affect"][name], want.get("affect", {}).get(name)
+            if (a is None) != (b is None) or (a is not None and abs(a - b) > score_tolerance):
+                problems.append(f"{key}: {name} is {a}, golden {b}")
     if view["dead_letters"] != golden["dead_letters"]:
         got_l = {json.dumps(d, sort_keys=True) for d in view["dead_letters"]}
         want_l = {json.dumps(d, sort_keys=True) for d in golden["dead_letters"]}
