@@ -12,7 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from pipeline.bench.vad import without_vad
-from pipeline.inference.onnx_local import LocalEmotionModel
+from pipeline.inference.onnx_local import LocalEmotionModel, padded
 from pipeline.model.corpora import (
     SIX,
     read_cped,
@@ -30,14 +30,7 @@ CLASSIFIER = triton_models_dir() / "emotion_classifier" / "1"
 
 
 def _feeds(model: LocalEmotionModel, texts: list[str]) -> dict[str, np.ndarray]:
-    enc = model.tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in enc)
-    ids = np.zeros((len(enc), width), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, e in enumerate(enc):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    return padded(model.tokenizer.encode_batch(texts))
 
 
 @pytest.mark.parametrize("onnx_file", ["model.onnx", "model_int8.onnx"])

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.inference.onnx_local import LocalEmotionModel
-from pipeline.inference.triton_client import OUTPUTS
+from pipeline.inference.triton_client import OUTPUTS, VAD
 from pipeline.local.runtime import LocalRuntime
 from pipeline.settings import Settings
 from pipeline.traffic.generate import sample_texts
@@ -49,9 +49,9 @@ def _triton_fns(settings: Settings, model_name: str | None = None) -> dict[str, 
             result = client.infer(
                 model_name or settings.model_name,
                 [tensor],
-                # All four: asking Triton for a subset of an ensemble's outputs fails
+                # All of them: asking Triton for a subset of an ensemble's outputs fails
                 # ("unexpected deadlock") when a later step's outputs go unrequested.
-                outputs=[module.InferRequestedOutput(name) for name in OUTPUTS],
+                outputs=[module.InferRequestedOutput(name) for name in (*OUTPUTS, VAD)],
             )
             return result.as_numpy("PROBABILITIES")
 

@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 def without_vad(model_path: Path) -> bytes:
     import onnx
@@ -43,23 +41,14 @@ def _session(source: bytes | str) -> Any:
 
 
 def run_vad_overhead(texts: list[str], rounds: int = 3, batch: int = 64) -> dict[str, Any]:
-    from pipeline.inference.onnx_local import LocalEmotionModel
+    from pipeline.inference.onnx_local import LocalEmotionModel, padded
     from pipeline.resources import triton_models_dir
 
     model = LocalEmotionModel()  # for the served English model's tokenizer
     path = triton_models_dir() / "emotion_classifier" / "1" / "model.onnx"
     sessions = {"with_vad": _session(str(path)), "without_vad": _session(without_vad(path))}
     encodings = model.tokenizer.encode_batch(texts)
-    chunks = []
-    for start in range(0, len(texts), batch):
-        part = encodings[start : start + batch]
-        width = max(len(e.ids) for e in part)
-        ids = np.zeros((len(part), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, e in enumerate(part):
-            ids[row, : len(e.ids)] = e.ids
-            mask[row, : len(e.ids)] = 1
-        chunks.append({"input_ids": ids, "attention_mask": mask})
+    chunks = [padded(encodings[i : i + batch]) for i in range(0, len(texts), batch)]
     rates: dict[str, list[float]] = {name: [] for name in sessions}
     for r in range(rounds):
         order = list(sessions) if r % 2 == 0 else list(reversed(sessions))

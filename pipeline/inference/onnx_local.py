@@ -118,6 +118,17 @@ class LocalEmotionModel:
         )
 
 
+def padded(encodings: list[Any]) -> dict[str, np.ndarray]:
+    """Token ids and attention mask of `tokenizers` encodings, padded to the longest."""
+    width = max(max((len(e.ids) for e in encodings), default=1), 1)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e.ids)] = e.ids
+        mask[row, : len(e.ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def built(model_name: str, repository: Path | None = None) -> bool:
     """Are `model_name`'s files in the repository? (`emotion_ml` is built at setup.)"""
     repo = repository or triton_models_dir()

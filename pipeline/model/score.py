@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -22,6 +23,7 @@ from pipeline.emotions import LABELS
 from pipeline.language import LanguagePolicy
 from pipeline.postprocess import summarise_predictions
 from pipeline.records.models import Rejected
+from pipeline.records.typed import LANG_PATTERN
 from pipeline.records.validate import (
     clean_text,
     decode_bounded,
@@ -80,7 +82,7 @@ def read_line(raw: bytes | str, limits: TextLimits) -> dict[str, Any] | Rejected
         if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
             return Rejected("schema", 'a JSON line needs a string "text" field')
         lang = doc.get("lang", "")
-        if not isinstance(lang, str) or len(lang) > 35:  # the event schema's BCP 47 bound
+        if not isinstance(lang, str) or (lang and not re.match(LANG_PATTERN, lang)):
             return Rejected("schema", '"lang" must be a language tag such as "zh" or "pt-BR"')
         item = {"id": doc.get("id"), "text": doc["text"], "lang": lang}
         field = "$.text"

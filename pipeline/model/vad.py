@@ -299,6 +299,8 @@ def english_layer_means(model_path: Path, texts: list[str], tokenizer_path: Path
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
+    from pipeline.inference.onnx_local import padded
+
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     tokenizer.no_padding()
     session = ort.InferenceSession(exposing_layer_means(model_path),
@@ -308,13 +310,7 @@ def english_layer_means(model_path: Path, texts: list[str], tokenizer_path: Path
     out: np.ndarray | None = None
     for start in range(0, len(order), 32):
         idx = order[start : start + 32]
-        width = max(len(encodings[i].ids) for i in idx)
-        ids = np.zeros((len(idx), width), dtype=np.int64)
-        mask = np.zeros((len(idx), width), dtype=np.int64)
-        for row, i in enumerate(idx):
-            ids[row, : len(encodings[i].ids)] = encodings[i].ids
-            mask[row, : len(encodings[i].ids)] = 1
-        (means,) = session.run(["layer_means"], {"input_ids": ids, "attention_mask": mask})
+        (means,) = session.run(["layer_means"], padded([encodings[i] for i in idx]))
         if out is None:
             out = np.zeros((len(texts), means.shape[1]), dtype=np.float32)
         out[idx] = means

@@ -16,7 +16,9 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
-Lang = Annotated[str, Meta(pattern="^[a-z]{2,3}(-[A-Za-z]{2,4})?$")]
+# BCP 47 as the schemas allow it (en, zh, pt-BR, zh-Hant); `moodpipe score` checks it too.
+LANG_PATTERN = "^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
+Lang = Annotated[str, Meta(pattern=LANG_PATTERN)]
 Count = Annotated[int, Meta(ge=0)]
 
 
