@@ -60,7 +60,7 @@ def test_score_reads_lines_and_json_lines_with_clear_errors() -> None:
     ]
     for bad in ("7", '"German"', '"zh_CN"'):  # the records' own BCP 47 rule
         with pytest.raises(ValueError, match='line 1: "lang" must be a language tag'):
-            list(read_inputs(['{"text": "x", "lang": ' + bad + '}']))
+            list(read_inputs(['{"text": "x", "lang": ' + bad + "}"]))
     with pytest.raises(ValueError, match='line 1: a JSON line needs a string "text"'):
         list(read_inputs(['{"body": "x"}']))
     with pytest.raises(ValueError, match="line 2: not valid JSON"):
