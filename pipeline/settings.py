@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     alerts_enabled: bool = True
     alert_rules: Path | None = None
     alert_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Reply-tone guidance on alerts (pipeline/alerts/playbook.py); empty: the packaged one.
+    reply_playbook: Path | None = None
+    # Why flagged (pipeline/explain): occlusion explanations on alerts about a text, and
+    # the most units (words) one explanation removes one at a time.
+    explain_alerts: bool = True
+    explain_max_units: int = Field(default=48, ge=2, le=255)
     # Slack-compatible webhook; its URL is a credential, so it is a secret.
     alert_webhook_url: SecretStr = SecretStr("")
     # Grafana annotations through the HTTP API, when both are set.

@@ -36,7 +36,9 @@ def new_brand_state() -> BrandState:
     return {
         "watermark": None,  # latest event time seen
         "closed_through": None,  # windows ending at or before this are closed
-        "open": {},  # str(window start) -> {"volume", "negative", "ekman": {}, "examples": []}
+        # str(window start) -> {"volume", "negative", "ekman": {}, "examples": [[id, excerpt,
+        # lang]]} (examples from before explanations have no lang)
+        "open": {},
         "share": {"n": 0, "mean": 0.0, "var": 0.0},
         "volume": {"n": 0, "mean": 0.0, "var": 0.0},
         "in_spike": False,
@@ -62,7 +64,7 @@ def observe_event(
     if event.negative:
         window["negative"] += 1
         if len(window["examples"]) < rule.examples:
-            window["examples"].append([event.event_id, _excerpt(event.text)])
+            window["examples"].append([event.event_id, _excerpt(event.text), event.lang])
     state["watermark"] = t if state["watermark"] is None else max(state["watermark"], t)
     return state, close_windows(state, event, rule)
 
@@ -122,12 +124,13 @@ def _judge(
                     "negative": negative,
                     "ekman": dict(sorted((counts or {}).get("ekman", {}).items())),
                     "examples": [
-                        {"event_id": i, "excerpt": x} for i, x in (counts or {}).get("examples", [])
+                        {"event_id": x[0], "excerpt": x[1], "lang": x[2] if len(x) > 2 else ""}
+                        for x in (counts or {}).get("examples", [])
                     ],
                     "window_seconds": rule.window,
                     **extra,
                 },
-                event_ids=tuple(i for i, _ in (counts or {}).get("examples", [])),
+                event_ids=tuple(x[0] for x in (counts or {}).get("examples", [])),
             )
         )
 

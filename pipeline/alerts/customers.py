@@ -74,7 +74,7 @@ def observe_ticket(
     suppressed = state["suppressed"]
     state.update(last_alert=t, last_severity=severity, suppressed=0)
     emotions = {e: round(event.scores.get(e, 0.0), 4) for e in rule.emotions}
-    excerpt = _excerpt(event, rule.excerpt_chars)
+    excerpt = excerpt_of(event, rule.excerpt_chars)
     what = " and ".join(
         {
             "anger": f"anger {anger:.2f}",
@@ -137,7 +137,8 @@ def _rank(priority: str) -> int:
     return PRIORITIES.index(priority) if priority in PRIORITIES else 0
 
 
-def _excerpt(event: ScoredEvent, limit: int) -> str:
+def excerpt_of(event: ScoredEvent, limit: int) -> str:
+    """Subject and text on one line, at most `limit` characters."""
     text = " ".join(f"{event.subject} {event.text}".split()) if event.subject else event.text
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"

@@ -29,8 +29,9 @@ from typing import Any
 
 from pipeline.alerts.brands import observe_event
 from pipeline.alerts.customers import observe_ticket
-from pipeline.alerts.models import Alert, ScoredEvent
+from pipeline.alerts.models import Alert, ExplainTarget, ScoredEvent, TextToExplain, score_text
 from pipeline.alerts.rules import AlertRules
+from pipeline.alerts.threads import observe_turn
 
 SWEEP_EVERY = 1000  # events per partition between sweeps of expired `seen` entries
 
@@ -41,6 +42,13 @@ def brand_key(source: str, brand: str) -> str:
 
 def customer_key(brand: str, customer_id: str) -> str:
     return json.dumps(["customer", brand, customer_id])
+
+
+THREAD_PREFIX = '["thread"'
+
+
+def thread_key(brand: str, thread_id: str) -> str:
+    return json.dumps(["thread", brand, thread_id])
 
 
 SEEN_PREFIX = '["seen"'
@@ -56,6 +64,8 @@ class Detection:
     writes: list[tuple[str, Any]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     duplicate: bool = False
+    # alert_id -> the texts behind it, for the explainer
+    texts: dict[str, list[TextToExplain]] = field(default_factory=dict)
     # (source, event_id, created_at, offset) to remember as seen, once the batch is written
     seen: tuple[str, str, float, int] | None = None
 
@@ -110,26 +120,50 @@ class AlertDetector:
             detection.duplicate = True
             return detection
 
-        key = brand_key(event.source, event.brand)
-        held = store.get(key)
-        if held is None or held["offset"] < offset:
-            spike_rule = self.rules.brand_spike(event.source, event.brand)
-            state, alerts = observe_event(held["state"] if held else None, event, spike_rule)
-            detection.alerts.extend(alerts)
-            detection.writes.append((key, {"offset": offset, "state": state}))
+        # Agent and bot turns are our own replies: scored and stored, part of their
+        # thread, but neither the customer's mood (brand windows) nor an angry customer.
+        if event.from_customer:
+            key = brand_key(event.source, event.brand)
+            held = store.get(key)
+            if held is None or held["offset"] < offset:
+                spike_rule = self.rules.brand_spike(event.source, event.brand)
+                state, alerts = observe_event(held["state"] if held else None, event, spike_rule)
+                self._found(detection, alerts, event)
+                detection.writes.append((key, {"offset": offset, "state": state}))
 
-        if event.source == "ticket" and event.customer_id:
+        if event.source == "ticket" and event.customer_id and event.from_customer:
             key = customer_key(event.brand, event.customer_id)
             held = store.get(key)
             if held is None or held["offset"] < offset:
                 rule = self.rules.angry_customer(event.brand, event.customer_tier)
                 state, alerts = observe_ticket(held["state"] if held else None, event, rule)
-                detection.alerts.extend(alerts)
+                self._found(detection, alerts, event)
                 detection.writes.append((key, {"offset": offset, "state": state}))
+
+        if event.source == "ticket" and event.thread_id:
+            key = thread_key(event.brand, event.thread_id)
+            held = store.get(key)
+            if held is None or held["offset"] < offset:
+                anger = self.rules.angry_customer(event.brand, event.customer_tier)
+                thread_rule = self.rules.thread(event.brand, event.customer_tier)
+                state, alerts = observe_turn(held["state"] if held else None, event,
+                                             thread_rule, anger)  # fmt: skip
+                self._found(detection, alerts, event)
+                detection.writes.append((key, {"offset": offset, "partition": partition,
+                                               "state": state}))  # fmt: skip
 
         detection.seen = (event.source, event.event_id, event.created_at, offset)
         detection.deletes = self._expired_seen(store, event.created_at, partition)
         return detection
+
+    @staticmethod
+    def _found(detection: Detection, alerts: list[Alert], event: ScoredEvent) -> None:
+        """Add alerts, with the texts behind each for the explainer."""
+        for alert in alerts:
+            detection.alerts.append(alert)
+            texts = texts_behind(alert, event)
+            if texts:
+                detection.texts[alert.alert_id] = texts
 
     def _expired_seen(self, store: Mapping[str, Any], t: float, partition: int) -> list[str]:
         latest = max(self._partition_time.get(partition, t), t)
@@ -140,12 +174,45 @@ class AlertDetector:
             return []
         self._since_sweep[partition] = 0
         cutoff = latest - self.seen_horizon
+        idle = latest - self.rules.file.thread.idle_after
         # Only this partition's entries: a delete goes to the current event's partition.
+        expired = []
+        for k, v in list(store.items()):
+            if k.startswith(SEEN_PREFIX):
+                done = v[1] == partition and v[0] < cutoff
+            else:
+                done = (
+                    k.startswith(THREAD_PREFIX)
+                    and v.get("partition") == partition
+                    and (_last_turn(v["state"]) < idle)
+                )
+            if done:
+                expired.append(k)
+        return expired
+
+
+def _last_turn(state: dict[str, Any]) -> float:
+    return state["turns"][-1][0] if state["turns"] else float("-inf")
+
+
+def texts_behind(alert: Alert, event: ScoredEvent) -> list[TextToExplain]:
+    """The texts whose words an alert's explanation shows: the angry ticket, the thread
+    turn that worsened, a spike's quoted posts. Recoveries and volume spikes: none."""
+    if alert.kind == "angry_customer":
+        return [TextToExplain(event.event_id, score_text(event), event.lang, "anger")]
+    if alert.kind == "thread_worsening":
+        reasons = alert.evidence.get("reasons", [])
+        target: ExplainTarget = "anger" if "angry_after_reply" in reasons else "negative"
+        if alert.evidence.get("ticket_id") == event.event_id:
+            return [TextToExplain(event.event_id, score_text(event), event.lang, target)]
+        excerpt = alert.evidence.get("excerpt") or ""  # a turn placed out of order
+        return [TextToExplain(alert.evidence["ticket_id"], excerpt, "", target)] if excerpt else []
+    if alert.kind == "brand_mood_spike":
         return [
-            k
-            for k, v in list(store.items())
-            if k.startswith(SEEN_PREFIX) and v[1] == partition and v[0] < cutoff
+            TextToExplain(x["event_id"], x["excerpt"], x.get("lang", ""), "negative")
+            for x in alert.evidence.get("examples", [])
         ]
+    return []
 
 
 _DELETED = object()

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 AlertKind = Literal[
-    "angry_customer", "brand_mood_spike", "brand_mood_recovered", "brand_volume_spike"
-]
+    "angry_customer", "thread_worsening", "thread_recovered",
+    "brand_mood_spike", "brand_mood_recovered", "brand_volume_spike",
+]  # fmt: skip
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -46,10 +47,18 @@ class ScoredEvent:
     valence: float | None = None
     arousal: float | None = None
     intensity: float | None = None
+    # Tickets: the thread (its own id for a one-message thread) and who wrote the turn.
+    thread_id: str = ""
+    author_role: str = ""
+    lang: str = ""  # the language it was scored as: explanations take the same route
 
     @property
     def negative(self) -> bool:
         return self.sentiment == "negative"
+
+    @property
+    def from_customer(self) -> bool:
+        return self.author_role in ("customer", "")
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> ScoredEvent:
@@ -76,7 +85,34 @@ class ScoredEvent:
             valence=_optional_float(message.get("valence")),
             arousal=_optional_float(message.get("arousal")),
             intensity=_optional_float(message.get("intensity")),
+            # Messages from before threads: a ticket is a customer's one-message thread.
+            thread_id=str(
+                message.get("thread_id")
+                or (message["event_id"] if message["source"] == "ticket" else "")
+            ),
+            author_role=str(
+                message.get("author_role") or ("customer" if message["source"] == "ticket" else "")
+            ),
+            lang=str(message.get("lang") or ""),
         )
+
+
+ExplainTarget = Literal["anger", "negative"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextToExplain:
+    """A text behind an alert, for the explainer (pipeline/explain) to explain."""
+
+    event_id: str
+    text: str
+    lang: str  # the language it was scored as ("" unknown: the policy decides again)
+    target: ExplainTarget  # which score: the anger score, or the negative sentiment
+
+
+def score_text(event: ScoredEvent) -> str:
+    """The text as the model scored it (a ticket's subject and body together)."""
+    return f"{event.subject}\n{event.text}" if event.subject else event.text
 
 
 def _optional_float(value: Any) -> float | None:
@@ -99,6 +135,10 @@ class Alert:
     evidence: dict[str, Any]
     event_ids: tuple[str, ...] = ()
     raised_at: float = field(default=0.0, compare=False)
+    # The words behind the alert's emotion score (pipeline/explain), and reply-tone
+    # guidance from the playbook (pipeline/alerts/playbook.py); None when not given.
+    explanation: dict[str, Any] | None = field(default=None, compare=False)
+    reply: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_message(self) -> dict[str, Any]:
         """The alerts topic message (schemas/alert.schema.json)."""
@@ -125,6 +165,8 @@ class Alert:
             message=message["message"],
             evidence=dict(message["evidence"]),
             event_ids=tuple(message.get("event_ids") or ()),
+            explanation=message.get("explanation"),
+            reply=message.get("reply"),
             **times,
         )
 

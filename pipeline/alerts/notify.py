@@ -12,6 +12,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -44,9 +45,22 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
              "short": True},
             {"title": "Anger", "value": f"{evidence.get('anger_score', 0):.2f}", "short": True},
         ]  # fmt: skip
+    elif alert.kind.startswith("thread_"):
+        fields += [
+            {"title": "Customer", "value": f"{evidence.get('customer_id')} "
+             f"({evidence.get('customer_tier')})", "short": True},
+            {"title": "Mood", "value": f"first {evidence.get('first_mood', 0):+.2f}, now "
+             f"{evidence.get('current_mood', 0):+.2f}", "short": True},
+        ]  # fmt: skip
     else:
         fields.append({"title": "Window volume", "value": str(evidence.get("volume")),
                        "short": True})  # fmt: skip
+    why = why_flagged(alert)
+    if why:
+        fields.append({"title": "Why flagged", "value": why, "short": False})
+    if alert.reply:
+        fields.append({"title": f"Suggested reply ({alert.reply['tone']})",
+                       "value": alert.reply["draft"], "short": False})  # fmt: skip
     return {
         "text": f"[{alert.severity.upper()}] {alert.title}",
         "attachments": [
@@ -61,6 +75,21 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
         ],
         "alert": alert.to_message(),
     }
+
+
+def summary(explanation: dict[str, Any], k: int = 3) -> str:
+    """'furious (-0.41), disgrace (-0.22)': one text's top words and how far removing
+    each lowered the score."""
+    words = explanation.get("top") or []
+    if not words:
+        return str(explanation.get("error") or "no single word moves the score")
+    return ", ".join(f"{w['word']} (-{w['delta']:.2f})" for w in words[:k])
+
+
+def why_flagged(alert: Alert) -> str:
+    """The words behind the alert, one line: 'furious (-0.41), disgrace (-0.22)'."""
+    texts = (alert.explanation or {}).get("texts") or []
+    return "; ".join(summary(t) for t in texts if t.get("top") or t.get("error"))
 
 
 @dataclass
@@ -115,6 +144,16 @@ def webhook_sender(url: str, timeout: float) -> Callable[[Alert], Awaitable[None
     return send
 
 
+def grafana_text(alert: Alert) -> str:
+    parts = [f"<b>{html.escape(alert.title)}</b>", html.escape(alert.message)]
+    why = why_flagged(alert)
+    if why:
+        parts.append(f"Why flagged: {html.escape(why)}")
+    if alert.reply:
+        parts.append(f"Suggested tone: {html.escape(alert.reply['tone'])}")
+    return "<br>".join(parts)
+
+
 def grafana_sender(url: str, token: str, timeout: float) -> Callable[[Alert], Awaitable[None]]:
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaClientError
@@ -135,7 +174,7 @@ def grafana_sender(url: str, token: str, timeout: float) -> Callable[[Alert], Aw
                     f"brand:{alert.brand}",
                     f"source:{alert.source}",
                 ],
-                text=f"<b>{alert.title}</b><br>{alert.message}",
+                text=grafana_text(alert),
             )
         except GrafanaClientError as exc:
             if 400 <= exc.status_code < 500 and exc.status_code != 429:

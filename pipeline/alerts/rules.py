@@ -1,20 +1,19 @@
 """The alert rules file: YAML, validated at start-up, errors name the offending line.
 
-One file holds the defaults for ticket alerts (`angry_customer`) and brand spike
-detection (`brand_spike`), plus `overrides` that change thresholds for a source, a
-brand or a customer tier. Overrides apply in file order, so a later, more specific
-one wins. See `pipeline/alerts/default_rules.yaml` for a commented example.
+One file holds the defaults for ticket alerts (`angry_customer`), support threads
+(`thread`) and brand spike detection (`brand_spike`), plus `overrides` that change
+thresholds for a source, a brand or a customer tier. Overrides apply in file order,
+so a later, more specific one wins. See `pipeline/alerts/default_rules.yaml`
+for a commented example.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.alerts.yaml_file import SettingsFileError, describe, read_yaml
 from pipeline.emotions import LABELS
 
 DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
@@ -115,6 +115,34 @@ class BrandSpikeRule(_Strict):
         return self
 
 
+class ThreadRule(_Strict):
+    """When a support thread raises `thread_worsening` and `thread_recovered`.
+
+    A turn's mood is its sentiment score (-1 negative .. 1 positive); only the
+    customer's turns are judged, agent and bot turns are the replies between them.
+    """
+
+    turns: int = Field(default=3, ge=2)  # customer turns compared: the latest and those before
+    drop: float = Field(default=0.5, gt=0, le=2)  # fall from the best of them to the latest
+    negative_below: float = Field(default=-0.3, ge=-1, le=1)  # ...which must be this low
+    # A customer turn angry (the angry_customer emotions over its min_anger) right after
+    # an agent or bot reply, when the customer's turn before it was not angry.
+    angry_after_reply: bool = True
+    cooldown: Duration = 3600.0  # one warning per thread per cooldown
+    # After a warning, a customer turn this much below the mood at the warning: critical.
+    critical_drop: float = Field(default=0.2, gt=0, le=2)
+    recover_above: float = Field(default=0.0, ge=-1, le=1)  # a worsened thread's mood back here
+    grace: Duration = 300.0  # turns up to this much older than the thread's latest are placed
+    idle_after: PositiveDuration = 3 * 86400.0  # a thread silent this long is forgotten
+    max_turns: int = Field(default=40, ge=2, le=1000)  # turns kept in the state
+
+    @model_validator(mode="after")
+    def _recovery(self) -> ThreadRule:
+        if self.recover_above <= self.negative_below:
+            raise ValueError("recover_above must be above negative_below")
+        return self
+
+
 def _one_or_many(value: Any) -> Any:
     return (value,) if isinstance(value, str) else value
 
@@ -150,11 +178,14 @@ class Override(_Strict):
     match: Match
     angry_customer: dict[str, Any] | None = None
     brand_spike: dict[str, Any] | None = None
+    thread: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Override:
-        if self.angry_customer is None and self.brand_spike is None:
-            raise ValueError("an override changes angry_customer, brand_spike or both")
+        if self.angry_customer is None and self.brand_spike is None and self.thread is None:
+            raise ValueError("an override changes angry_customer, brand_spike or thread")
+        if self.thread is not None and self.match.source not in (None, ("ticket",)):
+            raise ValueError("thread rules are for tickets: match source ticket or none")
         if self.brand_spike is not None and self.match.tier is not None:
             raise ValueError("brand_spike is per source and brand: it cannot match a tier")
         return self
@@ -164,10 +195,11 @@ class RulesFile(_Strict):
     version: Literal[1] = 1
     angry_customer: AngryCustomerRule = AngryCustomerRule()
     brand_spike: BrandSpikeRule = BrandSpikeRule()
+    thread: ThreadRule = ThreadRule()
     overrides: tuple[Override, ...] = ()
 
 
-class RulesError(ValueError):
+class RulesError(SettingsFileError):
     """A rules file that cannot be used; the message names file, line and setting."""
 
 
@@ -181,6 +213,9 @@ class AlertRules:
 
     def angry_customer(self, brand: str, tier: str) -> AngryCustomerRule:
         return self._resolve("angry_customer", "ticket", brand, tier)  # type: ignore[return-value]
+
+    def thread(self, brand: str, tier: str) -> ThreadRule:
+        return self._resolve("thread", "ticket", brand, tier)  # type: ignore[return-value]
 
     def brand_spike(self, source: str, brand: str) -> BrandSpikeRule:
         return self._resolve("brand_spike", source, brand, None)  # type: ignore[return-value]
@@ -219,15 +254,7 @@ def load_rules(path: Path | str | None = None) -> AlertRules:
 
 
 def parse_rules(text: str, name: str = "<rules>") -> AlertRules:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"line {mark.line + 1}" if mark else "?"
-        raise RulesError(f"{name}:{line}: not valid YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise RulesError(f"{name}: not valid YAML: {exc}") from exc
+    data, root = read_yaml(text, name, RulesError)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -235,12 +262,12 @@ def parse_rules(text: str, name: str = "<rules>") -> AlertRules:
     try:
         rules = RulesFile.model_validate(data)
     except ValidationError as exc:
-        raise RulesError(_describe(exc, root, name, ())) from exc
+        raise RulesError(describe(exc, root, name, ())) from exc
     # An override is a partial rule: check each one merged over the defaults it changes,
     # so a bad threshold in an override is reported at its own line.
     problems = []
     for i, override in enumerate(rules.overrides):
-        for kind in ("angry_customer", "brand_spike"):
+        for kind in ("angry_customer", "brand_spike", "thread"):
             changes = getattr(override, kind)
             if changes is None:
                 continue
@@ -248,52 +275,7 @@ def parse_rules(text: str, name: str = "<rules>") -> AlertRules:
             try:
                 type(base).model_validate({**base.model_dump(), **changes})
             except ValidationError as exc:
-                problems.append(_describe(exc, root, name, ("overrides", i, kind)))
+                problems.append(describe(exc, root, name, ("overrides", i, kind)))
     if problems:
         raise RulesError("\n".join(problems))
     return AlertRules(rules, name)
-
-
-def _describe(
-    exc: ValidationError, root: yaml.Node | None, name: str, prefix: tuple[int | str, ...]
-) -> str:
-    problems = []
-    for error in exc.errors():
-        loc = prefix + _without_type_tags(error["loc"])
-        line = _line_of(root, loc)
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting"
-        problems.append(f"{name}:line {line}: {where}: {message}")
-    return "invalid alert rules:\n  " + "\n  ".join(problems)
-
-
-def _without_type_tags(loc: Sequence[int | str]) -> tuple[int | str, ...]:
-    # pydantic adds the parsing step to a loc inside unions/annotated types
-    # (e.g. 'function-before[...]'); the file has no such level.
-    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
-    """1-based line of the deepest YAML node on the path `loc`."""
-    if node is None:
-        return 1
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    line = key.start_mark.line + 1
-                    node = value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pipeline.emotions import LABELS
-from pipeline.language import LanguagePolicy
 from pipeline.postprocess import summarise_predictions
 from pipeline.records.models import Rejected
 from pipeline.records.typed import LANG_PATTERN
@@ -31,11 +30,10 @@ from pipeline.records.validate import (
     text_rejection,
 )
 from pipeline.scoring.routing import (
-    ModelRouter,
     RoutedScores,
     in_order,
     local_router,
-    triton_multilingual,
+    triton_router,
 )
 from pipeline.settings import Settings, load_settings
 
@@ -173,22 +171,7 @@ def score_stream(
     async def run() -> int:
         clients: list[Any] = []
         if use_triton:
-            from pipeline.inference.triton_client import TritonEmotionClient
-
-            # A person is waiting: fail now (check), never retry an outage forever.
-            english = TritonEmotionClient.from_settings(
-                settings.model_copy(update={"retry_max_backoff": 2.0}), settings.model_name
-            )
-            clients.append(english)
-            await english.check()
-            multilingual = await triton_multilingual(settings, wait=False)
-            if multilingual is not None:
-                clients.append(multilingual)
-            router = ModelRouter(
-                LanguagePolicy.from_settings(settings, multilingual is not None),
-                english,
-                multilingual,
-            )
+            router, clients = await triton_router(settings, wait=False)
         else:
             router = local_router(settings)
         n = 0

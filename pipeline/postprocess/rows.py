@@ -19,8 +19,8 @@ from pipeline.redaction import Redactor
 # Column order of scored_events as written by the sink (inserted_at has a default).
 COLUMNS: tuple[str, ...] = (
     "event_id", "source", "brand", "brands", "platform", "author", "customer_id",
-    "customer_tier", "product", "channel", "priority", "lang", "lang_declared",
-    "lang_detected", "model_coverage", "subject", "text",
+    "customer_tier", "product", "channel", "priority", "thread_id", "author_role", "lang",
+    "lang_declared", "lang_detected", "model_coverage", "subject", "text",
     "pii_redacted", "created_at", "produced_at", "scored_at", *LABELS, "top_emotion", "top_score",
     "labels", "ekman", "sentiment", "sentiment_score", "valence", "arousal", "dominance",
     "intensity", "model_name", "model_version",
@@ -106,6 +106,7 @@ def scored_row(
     if isinstance(record, SocialPost):
         brands, platform, author = list(record.brands), record.platform, record.author
         customer_id = customer_tier = product = channel = priority = subject = ""
+        thread_id = author_role = ""
         text = record.text
     else:
         brands = [record.brand] if record.brand else []
@@ -113,6 +114,7 @@ def scored_row(
         customer_id, customer_tier = record.customer_id, record.customer_tier
         product, channel, priority = record.product, record.channel, record.priority
         subject, text = record.subject, record.body
+        thread_id, author_role = record.thread_id or record.id, record.author_role
     redacted = 0
     if redactor is not None:
         redacted_text, redacted_subject = redactor.redact(text), redactor.redact(subject)
@@ -120,8 +122,9 @@ def scored_row(
         redacted = redacted_text.spans + redacted_subject.spans
     return [
         record.id, record.source, record.brand, brands, platform, author, customer_id,
-        customer_tier, product, channel, priority, language.lang, language.declared,
-        language.detected, language.coverage, subject, text, redacted, record.created_at,
+        customer_tier, product, channel, priority, thread_id, author_role, language.lang,
+        language.declared, language.detected, language.coverage, subject, text, redacted,
+        record.created_at,
         position.timestamp, scored_at, *summary.probabilities[j], summary.top_emotion[j],
         summary.top_score[j], predictions.labels[i], predictions.ekman[i],
         predictions.sentiment[i], summary.sentiment_score[j], *summary.affect[j], model.name,

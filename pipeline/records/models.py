@@ -28,6 +28,10 @@ RejectCode = Literal[
 ]
 
 
+AuthorRole = Literal["customer", "agent", "bot"]
+AUTHOR_ROLES: tuple[str, ...] = ("customer", "agent", "bot")
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """Why a record cannot be scored; it goes to the dead-letter topic with this."""
@@ -70,8 +74,15 @@ class SupportTicket:
     priority: str
     lang: str
     created_at: datetime
+    # The thread (case) this message belongs to: its own id for a one-message thread.
+    thread_id: str = ""
+    author_role: AuthorRole = "customer"
 
     source = "ticket"
+
+    @property
+    def from_customer(self) -> bool:
+        return self.author_role == "customer"
 
     @property
     def score_text(self) -> str:

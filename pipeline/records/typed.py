@@ -49,6 +49,8 @@ class TicketFields(msgspec.Struct):
     brand: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
     subject: Annotated[str, Meta(max_length=1000)] | UnsetType = UNSET
     lang: Lang | UnsetType = UNSET
+    thread_id: Id | UnsetType = UNSET
+    author_role: Literal["customer", "agent", "bot"] | UnsetType = UNSET
 
 
 _STRUCTS: dict[str, type[msgspec.Struct]] = {"post": PostFields, "ticket": TicketFields}

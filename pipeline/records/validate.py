@@ -45,7 +45,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _FREE_TEXT = {"post": ("text", "author"), "ticket": ("subject", "body")}
 _IDENTIFIERS = {
     "post": ("id", "platform", "lang"),
-    "ticket": ("id", "customer_id", "brand", "product", "lang"),
+    "ticket": ("id", "customer_id", "brand", "product", "lang", "thread_id"),
 }
 
 
@@ -248,6 +248,8 @@ class RecordValidator:
                 priority=doc["priority"],
                 lang=doc.get("lang", ""),  # "" = not declared
                 created_at=created_at,
+                thread_id=doc.get("thread_id") or doc["id"],  # absent: a thread of its own
+                author_role=doc.get("author_role", "customer"),
             )
             field = "$.subject + $.body"
         if isinstance(record, SocialPost):

@@ -148,3 +148,26 @@ async def triton_multilingual(settings: Settings, *, wait: bool) -> TritonEmotio
         await client.close()
         return None
     return client
+
+
+async def triton_router(
+    settings: Settings, *, wait: bool
+) -> tuple[ModelRouter, list[TritonEmotionClient]]:
+    """The router over Triton's models, and the clients to close after use.
+
+    `wait`: a worker waits out a Triton that does not answer; a command a person runs
+    (`wait=False`) fails at once instead of retrying an outage forever.
+    """
+    from pipeline.inference.triton_client import TritonEmotionClient
+
+    if wait:
+        english = TritonEmotionClient.from_settings(settings, settings.model_name)
+    else:
+        english = TritonEmotionClient.from_settings(
+            settings.model_copy(update={"retry_max_backoff": 2.0}), settings.model_name
+        )
+        await english.check()
+    multilingual = await triton_multilingual(settings, wait=wait)
+    clients = [english] + ([multilingual] if multilingual is not None else [])
+    policy = LanguagePolicy.from_settings(settings, multilingual is not None)
+    return ModelRouter(policy, english, multilingual), clients

@@ -23,15 +23,18 @@ import faust
 import orjson
 
 from pipeline.alerts.detector import AlertDetector, StagedState
-from pipeline.alerts.models import Alert, ScoredEvent
+from pipeline.alerts.models import Alert, ScoredEvent, TextToExplain
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
+from pipeline.alerts.playbook import load_playbook
 from pipeline.alerts.rules import load_rules
+from pipeline.explain import Explainer, anger_target, negative_target
 from pipeline.records import Rejected
 from pipeline.records.models import RejectCode
 from pipeline.records.raw import KafkaPosition, kafka_time
-from pipeline.resilience.failures import describe
+from pipeline.resilience.failures import describe, is_outage
 from pipeline.resilience.isolation import isolate
 from pipeline.resilience.retry import retry
+from pipeline.scoring.routing import triton_router
 from pipeline.settings import Settings
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.sink.dead_letters import DeadLetterSender
@@ -44,6 +47,7 @@ log = logging.getLogger("moodpipe.alerts")
 ALERT_COLUMNS: tuple[str, ...] = (
     "alert_id", "kind", "severity", "source", "brand", "subject", "event_time",
     "window_start", "window_end", "raised_at", "title", "message", "evidence", "event_ids",
+    "explanation", "reply",
 )  # fmt: skip
 DELIVERY_COLUMNS: tuple[str, ...] = ("alert_id", "channel", "status", "attempts", "error")
 
@@ -56,8 +60,12 @@ def alert_row(alert: Alert) -> list[Any]:
         alert.alert_id, alert.kind, alert.severity, alert.source, alert.brand, alert.subject,
         at(alert.event_time), at(alert.window_start), at(alert.window_end), at(alert.raised_at),
         alert.title, alert.message, json.dumps(alert.evidence, ensure_ascii=False),
-        list(alert.event_ids),
+        list(alert.event_ids), _json_or_empty(alert.explanation), _json_or_empty(alert.reply),
     ]  # fmt: skip
+
+
+def _json_or_empty(value: dict[str, Any] | None) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def install(worker: WorkerContext) -> ScoredPublisher:
@@ -66,6 +74,9 @@ def install(worker: WorkerContext) -> ScoredPublisher:
     send_dead_letter, in_flight = worker.dead_letters.send, worker.patches.in_flight
     rules = load_rules(settings.alert_rules)  # a bad file stops the worker here, clearly
     log.info("alert rules from %s", rules.path)
+    playbook = load_playbook(settings.reply_playbook)  # so does a bad playbook
+    log.info("reply playbook %s, version %d", playbook.path, playbook.file.version)
+    explain = AlertExplainer(settings)
     scored_topic = raw_topic(settings.scored_topic)  # read by detect_alerts
     alerts_topic = raw_topic(settings.alerts_topic)
     state = app.Table(
@@ -118,7 +129,9 @@ def install(worker: WorkerContext) -> ScoredPublisher:
                 continue
             duplicates += detection.duplicate
             for alert in detection.alerts:
-                alert = replace(alert, raised_at=time.time())
+                explanation = await explain(detection.texts.get(alert.alert_id))
+                alert = replace(alert, raised_at=time.time(), explanation=explanation)
+                alert = replace(alert, reply=playbook.advise(alert))
                 log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
                 await publish_alert(alert)
             staged.stage(detection, message.partition)
@@ -191,6 +204,46 @@ def install(worker: WorkerContext) -> ScoredPublisher:
                     log.error("alert %s not notified: %s", alert.alert_id, describe(exc))
 
     return publish_scored
+
+
+class AlertExplainer:
+    """Why flagged: the words behind each alerted text, through the model that scored it.
+
+    One batched model call per alerted text (pipeline/explain); the router over
+    Triton's models is made on first use, inside the running loop. An outage is waited
+    out (the alert waits with it, as its publishing would); a text the model rejects
+    gives the alert an `error` instead of an explanation, never a lost alert.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._explainer: Explainer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> Explainer:
+        async with self._lock:
+            if self._explainer is None:
+                router, _ = await triton_router(self.settings, wait=True)
+                self._explainer = Explainer(router, self.settings.explain_max_units)
+            return self._explainer
+
+    async def __call__(self, texts: list[TextToExplain] | None) -> dict[str, Any] | None:
+        if not texts or not self.settings.explain_alerts:
+            return None
+        explainer = await self._ready()
+        out = []
+        for item in texts:
+            target = anger_target() if item.target == "anger" else negative_target()
+            try:
+                explanation = await explainer.explain(item.text, item.lang, target)
+            except Exception as exc:  # the alert goes out without it
+                if is_outage(exc):
+                    raise
+                log.warning("no explanation for %s: %s", item.event_id, describe(exc))
+                out.append({"event_id": item.event_id, "error": describe(exc, 300)})
+                continue
+            out.append({"event_id": item.event_id, **explanation.as_dict()})
+        return {"texts": out}
 
 
 def _channels(settings: Settings) -> list[Channel]:
