@@ -6,9 +6,9 @@ over a function of the package that is tested without click.
 | worker | `worker` | worker |
 | local runtime | `local` | local up/down/status, demo |
 | data and recordings | `data` | migrate, topics, record, replay, recording-info |
-| alerts | `alerts` | alerts check, alerts list |
+| alerts | `alerts` | alerts check, alerts playbook, alerts list |
 | analytics | `analytics` | sql, report, dashboards generate/publish |
-| model | `model` | score, train, export, eval, model build |
+| model | `model` | score, explain, train, export, eval, model build |
 | bench | `bench` | bench, bench-model |
 
 Errors: one line on stderr and a non-zero exit (`errors.py`); -v adds the traceback.

@@ -65,6 +65,60 @@ def score(use_triton: bool | None, batch_size: int) -> None:
         raise CommandError(f"{rejected} line(s) not scored (reasons above)")
 
 
+@click.command()
+@click.argument("texts", nargs=-1)
+@click.option("--lang", default="", help="BCP 47 tag of the texts; default: detected")
+@click.option(
+    "--target", default="anger", show_default=True,
+    help="anger (the angry_customer score), negative, or emotions joined by commas",
+)  # fmt: skip
+@click.option("--top", default=5, show_default=True, help="words to show per text")
+@click.option(
+    "--triton/--local", "use_triton", default=None,
+    help="through Triton (default when MOODPIPE_TRITON_URL is set) or in-process",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, as stored on alerts")
+def explain(
+    texts: tuple[str, ...], lang: str, target: str, top: int, use_triton: bool | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Why a text scores as it does: the words whose removal lowers the score most
+    (leave-one-word-out occlusion through the model the worker would use; Chinese is
+    cut into words by jieba). Texts as arguments, else one per line on stdin."""
+    from pipeline.explain.run import explain_texts, target_named
+
+    settings = load_settings()
+    if use_triton is None:
+        use_triton = bool(os.environ.get("MOODPIPE_TRITON_URL"))
+    lines = list(texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not lines:
+        raise CommandError("no text to explain: give texts as arguments or on stdin")
+    try:
+        chosen = target_named(target)
+    except ValueError as exc:
+        raise CommandError(f"--target: {exc}") from exc
+
+    def run() -> list[dict[str, object]]:
+        return explain_texts(lines, [lang] * len(lines), settings, use_triton=bool(use_triton),
+                             target=chosen, top=top)  # fmt: skip
+
+    if use_triton:
+        with triton(settings):
+            results = run()
+    else:
+        results = run()
+    for r in results:
+        if as_json:
+            click.echo(json.dumps(r, ensure_ascii=False))
+            continue
+        head = f"{r['target']} {r['score']:.3f} ({r['model']}, {r['lang']}, {r['units']} words)"
+        console.print(f"{head}: {str(r['text'])[:100]}", highlight=False)
+        table = Table("word", "score drop without it")
+        for w in r["top"]:  # type: ignore[attr-defined]
+            table.add_row(w["word"], f"{w['delta']:+.3f}")
+        console.print(table)
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
 def train(train_args: tuple[str, ...]) -> None:
@@ -169,11 +223,25 @@ def export_cmd(train_dir: str | None, version_label: str, multilingual: bool) ->
     "--affect", is_flag=True,
     help="VAD (Pearson r) and sentiment per genre with calibration on EmoBank test",
 )  # fmt: skip
+@click.option(
+    "--threads", is_flag=True,
+    help="thread alerts' precision/recall on the written threads; thread mood on CPED",
+)  # fmt: skip
+@click.option(
+    "--explanations", is_flag=True,
+    help="explanation faithfulness: score drop without the top-3 words vs 3 random words",
+)  # fmt: skip
 def eval_cmd(
     variant: str, json_out: str, card: str, multilingual: bool, all_languages: bool,
-    affect: bool,
+    affect: bool, threads: bool, explanations: bool,
 ) -> None:  # fmt: skip
     """Score the GoEmotions test split; macro-F1 (28 / Ekman / sentiment) vs published."""
+    if threads:
+        _eval_threads()
+        return
+    if explanations:
+        _eval_explanations()
+        return
     if multilingual:
         _eval_multilingual(Path(card), all_languages)
         return
@@ -222,7 +290,7 @@ def _eval_multilingual(card: Path, all_languages: bool) -> None:
     console.print(f"wrote {out} and the multilingual section of {card}")
 
 
-COMMANDS = [score, train, model_group, export_cmd, eval_cmd]
+COMMANDS = [score, explain, train, model_group, export_cmd, eval_cmd]
 
 
 def _eval_affect() -> None:
@@ -243,4 +311,48 @@ def _eval_affect() -> None:
             table.add_row(genre, str(g["texts"]), str(g["polar"]), f"{g['accuracy_3class']:.3f}",
                           f"{g['accuracy_polar']:.3f}", f"{g['ece_polar']:.3f}")  # fmt: skip
         console.print(table)
+    console.print(f"wrote {out}")
+
+
+def _eval_threads() -> None:
+    from pipeline.model.corpora import shared_data_dir
+    from pipeline.model.evaluate_threads import evaluate_cped, evaluate_written
+
+    settings = load_settings()
+    out = Path("docs/thread-eval.json")
+    with progress_console.status("scoring the written threads"):
+        written = evaluate_written(settings)
+    console.print(f"written threads: {written['threads']} ({written['positives']} worsening): "
+                  f"precision {written['precision']}, recall {written['recall']}")  # fmt: skip
+    for row in written["by_thread"]:
+        if row["flagged"] != (row["expect"] == "worsening"):
+            console.print(f"  missed/false: {row['thread']} ({row['lang']}, expect "
+                          f"{row['expect']}) moods {row['customer_moods']}")  # fmt: skip
+    result: dict[str, object] = {"written_threads": written}
+    data = shared_data_dir()
+    if (data / "cped" / "test_split.csv").exists():
+        with progress_console.status("scoring CPED dialogues (Chinese TV dialogue)"):
+            cped = evaluate_cped(settings, data)
+        result["cped"] = cped
+        console.print(f"CPED: {cped['dialogues']} dialogues, turn mood r "
+                      f"{cped['turn_mood_pearson_r']}, thread alert agreement with the human "
+                      f"moods {cped['thread_alert_agreement']}")  # fmt: skip
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    console.print(f"wrote {out}")
+
+
+def _eval_explanations() -> None:
+    from pipeline.model.corpora import shared_data_dir
+    from pipeline.model.evaluate_explanations import evaluate_faithfulness
+
+    out = Path("docs/explain-eval.json")
+    with progress_console.status("explaining and re-scoring sample texts (minutes)"):
+        result = evaluate_faithfulness(load_settings(), shared_data_dir())
+    for name, r in result["sets"].items():
+        cost = result["cost"][name]
+        console.print(f"{name}: {r['texts']} texts, score drop without top-{r['k']} "
+                      f"{r['mean_score_drop_top_k']:.3f} vs random-{r['k']} "
+                      f"{r['mean_score_drop_random_k']:.3f} (x{r['ratio']}); "
+                      f"{cost['ms_per_explanation']:.1f} ms per explanation")  # fmt: skip
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     console.print(f"wrote {out}")
