@@ -129,7 +129,8 @@ class ThreadRule(_Strict):
     # an agent or bot reply, when the customer's turn before it was not angry.
     angry_after_reply: bool = True
     cooldown: Duration = 3600.0  # one warning per thread per cooldown
-    # After a warning, a customer turn this much below the mood at the warning: critical.
+    # After a warning, a customer turn this much below the mood at the warning, or this
+    # much angrier (anger score), is critical: it keeps getting worse.
     critical_drop: float = Field(default=0.2, gt=0, le=2)
     recover_above: float = Field(default=0.0, ge=-1, le=1)  # a worsened thread's mood back here
     grace: Duration = 300.0  # turns up to this much older than the thread's latest are placed

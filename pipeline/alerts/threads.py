@@ -14,8 +14,11 @@ time only, so a replay raises the same alerts.
 - worsening: over the latest `turns` customer turns, the mood fell by `drop` or more
   from the best to the latest and the latest is at most `negative_below`; or the
   customer turned angry right after an agent or bot reply (`angry_after_reply`).
-- critical: after the warning, a customer turn `critical_drop` below the mood at the
-  warning (once per worsening).
+- critical: after the warning, a customer turn that is worse again: its mood
+  `critical_drop` below the mood at the warning, or its anger score `critical_drop`
+  above the anger at the warning (once per worsening). Both, because sentiment
+  saturates: a disappointed and a furious turn both score about -0.9, and only the
+  anger tells them apart.
 - recovered: a worsened thread whose latest customer mood is back to `recover_above`.
 """
 
@@ -46,6 +49,7 @@ def new_thread_state() -> ThreadState:
         "worsened": False,
         "critical": False,  # a critical alert was raised in this worsening
         "alert_mood": None,  # the mood at the last worsening alert
+        "alert_anger": None,  # and its anger score
         "last_alert": None,  # created_at of the turn of the last worsening alert
         "suppressed": 0,  # worsenings held back by the cooldown since the last alert
         "late": 0,  # turns too old to place
@@ -78,6 +82,11 @@ def observe_turn(
                 "sentiment": event.sentiment, "top_emotion": event.top_emotion,
                 "excerpt": excerpt_of(event, 160),
             }  # fmt: skip
+        current = state["current"]
+        if current is not None and t < current["at"]:
+            # A reply placed before the customer's latest turn: judge that turn again,
+            # now that it is known to follow a reply.
+            return state, _judge(state, event, rule, anger)
         return state, []
 
     state["customer_turns"] += 1
@@ -127,8 +136,13 @@ def _judge(
         if latest[MOOD] >= rule.recover_above:
             state.update(worsened=False, critical=False)
             return [_alert(state, event, rule, "thread_recovered", "info", ["recovered"], latest)]
-        if not state["critical"] and latest[MOOD] <= state["alert_mood"] - rule.critical_drop:
-            state.update(critical=True, alert_mood=latest[MOOD], last_alert=at, suppressed=0)
+        worse = latest[MOOD] <= state["alert_mood"] - rule.critical_drop or (
+            latest[ANGER] >= (state.get("alert_anger") or 0.0) + rule.critical_drop
+            and latest[MOOD] <= rule.negative_below
+        )
+        if not state["critical"] and worse:
+            state.update(critical=True, alert_mood=latest[MOOD], alert_anger=latest[ANGER],
+                         last_alert=at, suppressed=0)  # fmt: skip
             return [_alert(state, event, rule, "thread_worsening", "critical",
                            ["still_falling", *reasons], latest)]  # fmt: skip
         return []
@@ -139,8 +153,8 @@ def _judge(
         state["suppressed"] += 1
         return []
     suppressed = state["suppressed"]
-    state.update(worsened=True, critical=False, alert_mood=latest[MOOD], last_alert=at,
-                 suppressed=0)  # fmt: skip
+    state.update(worsened=True, critical=False, alert_mood=latest[MOOD],
+                 alert_anger=latest[ANGER], last_alert=at, suppressed=0)  # fmt: skip
     return [_alert(state, event, rule, "thread_worsening", "warning", reasons, latest,
                    suppressed)]  # fmt: skip
 

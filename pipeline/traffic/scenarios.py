@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pipeline.traffic.generate import SampleRecord
+from pipeline.traffic.threads import WrittenThread, thread_turns, written_threads
 
 HAPPY = [
     "Loving the new lounge at {b}, thank you so much!",
@@ -176,3 +177,109 @@ def _record(key: str, body: Mapping[str, object]) -> SampleRecord:
     return SampleRecord(
         key=key.encode(), value=json.dumps(body).encode(), expect="scored", event_id=str(body["id"])
     )
+
+
+# --- Support threads (issue #18) ----------------------------------------------------
+
+HELPDESK = "Helpdesk Air"
+THREAD_RULES = """\
+version: 1
+angry_customer:
+  cooldown: 30m
+thread:
+  turns: 3
+  drop: 0.5
+  negative_below: -0.3
+  cooldown: 30m
+  critical_drop: 0.2
+  recover_above: 0.0
+  grace: 5m
+brand_spike:
+  warmup_windows: 1000   # threads only: no brand spikes in this scenario
+"""
+
+# A thread written for the scenario: it worsens, keeps falling (critical), our agent
+# answers in words that sound angry (which must not raise angry_customer), and the
+# customer comes back calm (recovered).
+ROLLERCOASTER = (
+    ("customer", "Hello, my booking confirmation never arrived. Could you resend it, please?"),
+    ("agent", "We cannot find any booking under your name."),
+    (
+        "customer",
+        "What? I paid yesterday and the money is gone. I'm disappointed and a bit worried.",
+    ),
+    ("agent", "There is nothing I can see."),
+    (
+        "customer",
+        "This is disgusting. You took my money and lost my booking. I hate this "
+        "awful service, I am furious!",
+    ),
+    (
+        "agent",
+        "I am so angry this happened to you, it is outrageous and unacceptable on our "
+        "side. I found the booking: it was stuck, and it is confirmed now.",
+    ),
+    ("customer", "Thank you so much, I have the confirmation now. Great help, really appreciated!"),
+)
+
+
+def thread_scenario(start: datetime | None = None) -> Scenario:
+    """Support threads on one brand, with exactly the alerts they must raise.
+
+    - billing dispute (written thread): worsens at its third turn, already angry;
+    - refund answered badly: the customer turns angry right after the reply (also an
+      angry customer);
+    - the rollercoaster above: warning, critical, recovered; its angry-sounding agent
+      reply raises nothing;
+    - lost baggage resolved, a polite question: nothing;
+    - a ticket without thread_id (today's contract), angry: angry_customer only;
+    - a thread whose agent reply arrives after the customer's next turn (out of order,
+      within the grace): placed by created_at; the worsening alert is the one (same
+      id) that the thread raises in order.
+    """
+    t0 = start or datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    by_id = {t.id: t for t in written_threads()}
+    records: list[ScenarioRecord] = []
+
+    def add(thread_id: str, customer: str, minute: float, thread: WrittenThread
+            ) -> list[ScenarioRecord]:  # fmt: skip
+        turns = thread_turns(thread, t0 + timedelta(minutes=minute), brand=HELPDESK,
+                             customer_id=customer, thread_id=thread_id,
+                             gap=timedelta(minutes=2))  # fmt: skip
+        return [ScenarioRecord("tickets", t.created_at, t.record) for t in turns]
+
+    coaster = WrittenThread("rollercoaster", "en", "bookings", "standard", "worsening",
+                            ROLLERCOASTER)  # fmt: skip
+    records += add("TH-BILLING", "C-10", 0, by_id["billing-dispute-escalates"])
+    records += add("TH-REFUND", "C-20", 1, by_id["refund-angry-after-reply"])
+    records += add("TH-COASTER", "C-30", 2, coaster)
+    records += add("TH-BAGGAGE", "C-40", 3, by_id["lost-baggage-resolved"])
+    records += add("TH-POLITE", "C-50", 4, by_id["polite-question-stays-calm"])
+    records.sort(key=lambda r: r.created_at)
+    # Out of order: the agent's reply (turn 2) arrives after the customer's turn 3.
+    late = add("TH-LATE", "C-60", 20, by_id["double-booking-angry-after-reply"])
+    records += [late[0], late[2], late[1]]
+    one = {"id": "T-ONE", "customer_id": "C-70", "customer_tier": "standard",
+           "brand": HELPDESK, "product": "cards", "channel": "email", "subject": "",
+           "body": ANGRY_TICKETS[0], "priority": "normal",
+           "created_at": (t0 + timedelta(minutes=30)).isoformat()}  # fmt: skip
+    records.append(ScenarioRecord("tickets", t0 + timedelta(minutes=30), _record(HELPDESK, one)))
+
+    def at(minutes: float) -> datetime:
+        return t0 + timedelta(minutes=minutes)
+
+    expected = [
+        # The third turn ("getting really annoying") already scores -0.9 and angry.
+        ExpectedAlert("thread_worsening", "TH-BILLING", "warning", at(4)),
+        ExpectedAlert("angry_customer", "C-10", "warning", at(4)),
+        ExpectedAlert("thread_worsening", "TH-REFUND", "warning", at(5)),
+        ExpectedAlert("angry_customer", "C-20", "warning", at(5)),
+        ExpectedAlert("thread_worsening", "TH-COASTER", "warning", at(6)),
+        ExpectedAlert("thread_worsening", "TH-COASTER", "critical", at(10)),
+        ExpectedAlert("angry_customer", "C-30", "warning", at(10)),
+        ExpectedAlert("thread_recovered", "TH-COASTER", "info", at(14)),
+        ExpectedAlert("thread_worsening", "TH-LATE", "warning", at(24)),
+        ExpectedAlert("angry_customer", "C-60", "warning", at(24)),
+        ExpectedAlert("angry_customer", "C-70", "warning", at(30)),
+    ]
+    return Scenario(records, expected, THREAD_RULES, t0)
