@@ -316,7 +316,7 @@ def _eval_affect() -> None:
 
 def _eval_threads() -> None:
     from pipeline.model.corpora import shared_data_dir
-    from pipeline.model.evaluate_threads import evaluate_cped, evaluate_written
+    from pipeline.bench.threads import evaluate_cped, evaluate_written
 
     settings = load_settings()
     out = Path("docs/thread-eval.json")
