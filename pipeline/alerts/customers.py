@@ -18,7 +18,7 @@ CustomerState = dict[str, Any]
 
 def new_customer_state() -> CustomerState:
     return {
-        "contacts": [],  # [created_at, event_id] of recent tickets
+        "contacts": [],  # [created_at, event_id, thread_id] of recent tickets
         "triggers": [],  # created_at of recent tickets that met the rule
         "last_alert": None,  # created_at of the last alerted ticket
         "last_severity": None,
@@ -35,11 +35,17 @@ def observe_ticket(
 ) -> tuple[CustomerState, list[Alert]]:
     state = _copy(state) if state is not None else new_customer_state()
     t = event.created_at
-    if any(event_id == event.event_id for _, event_id in state["contacts"]):
+    if any(c[1] == event.event_id for c in state["contacts"]):
         return state, []  # the same ticket again (re-delivered): already counted
     horizon = max(rule.repeat_window, rule.escalation_window)
-    state["contacts"] = [c for c in state["contacts"] if t - c[0] < horizon] + [[t, event.event_id]]
-    contacts = sum(1 for c, _ in state["contacts"] if 0 <= t - c < rule.repeat_window)
+    thread = event.thread_id or event.event_id
+    state["contacts"] = [c for c in state["contacts"] if t - c[0] < horizon] + [
+        [t, event.event_id, thread]
+    ]
+    # Contacts are threads: three messages in one conversation are one contact. (Entries
+    # from before threads have no thread: each was a ticket of its own.)
+    contacts = len({c[2] if len(c) > 2 else c[1] for c in state["contacts"]
+                    if 0 <= t - c[0] < rule.repeat_window})  # fmt: skip
 
     anger = anger_score(event, rule)
     arousal = event.arousal
