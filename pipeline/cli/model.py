@@ -315,8 +315,8 @@ def _eval_affect() -> None:
 
 
 def _eval_threads() -> None:
-    from pipeline.model.corpora import shared_data_dir
     from pipeline.bench.threads import evaluate_cped, evaluate_written
+    from pipeline.model.corpora import shared_data_dir
 
     settings = load_settings()
     out = Path("docs/thread-eval.json")

@@ -175,7 +175,8 @@ ORDER BY events DESC""",
 SUPPORT = DashboardSpec(
     uid="moodpipe-support",
     title="moodpipe / Customer support",
-    description="Angry tickets now, and anger by product and customer tier.",
+    description="Angry tickets now, anger by product and customer tier, and support "
+    "threads: which are getting worse, and which replies calmed the customer.",
     variables=("brand", "lang"),
     panels=(
         PanelSpec(
@@ -186,6 +187,7 @@ SUPPORT = DashboardSpec(
 FROM scored_events_dedup
 WHERE source = 'ticket' AND $__timeFilter_ms(created_at) AND {BRANDS} AND {LANGS}
   AND model_coverage != 'none' AND anger + annoyance + disgust >= 0.5
+  AND author_role NOT IN ('agent', 'bot')
 ORDER BY created_at DESC
 LIMIT 50""",
             ("created_at", "customer_id", "customer_tier", "product", "priority",
@@ -222,6 +224,71 @@ GROUP BY time
 ORDER BY time""",
             ("time", "tickets", "angry_tickets"), width=24,
         ),
+        PanelSpec(
+            "Threads getting worse", "table",
+            f"""SELECT t.thread_id AS thread_id, t.customer_id AS customer_id,
+       t.customer_tier AS customer_tier, t.product AS product, t.turns AS turns,
+       round(t.first_mood, 2) AS first_mood, round(t.current_mood, 2) AS current_mood,
+       round(t.worst_mood, 2) AS worst_mood, a.severity AS severity, a.last_alert AS last_alert
+FROM threads AS t
+INNER JOIN (
+    SELECT brand, subject AS thread_id, max(event_time) AS last_alert,
+           argMax(kind, event_time) AS last_kind, argMax(severity, event_time) AS severity
+    FROM alerts_dedup
+    WHERE kind IN ('thread_worsening', 'thread_recovered') AND $__timeFilter_ms(event_time)
+    GROUP BY brand, subject
+) AS a ON a.brand = t.brand AND a.thread_id = t.thread_id
+WHERE a.last_kind = 'thread_worsening' AND t.{BRANDS}
+ORDER BY a.severity = 'critical' DESC, a.last_alert DESC
+LIMIT 50""",
+            ("thread_id", "customer_id", "customer_tier", "product", "turns", "first_mood",
+             "current_mood", "worst_mood", "severity", "last_alert"),
+            description="Threads whose latest thread alert is thread_worsening: not recovered.",
+            width=24, height=9,
+        ),
+        PanelSpec(
+            "Thread mood: first, current and worst", "table",
+            f"""SELECT thread_id, product, turns, round(first_mood, 2) AS first_mood,
+       round(current_mood, 2) AS current_mood, round(worst_mood, 2) AS worst_mood,
+       round(last_reply_mood, 2) AS last_reply_mood,
+       seconds_to_first_angry, duration_s, worsened, recovered
+FROM threads
+WHERE $__timeFilter_ms(last_turn_at) AND {BRANDS} AND turns > 1
+ORDER BY current_mood - first_mood ASC
+LIMIT 50""",
+            ("thread_id", "product", "turns", "first_mood", "current_mood", "worst_mood",
+             "last_reply_mood", "seconds_to_first_angry", "duration_s", "worsened",
+             "recovered"),
+            description="Conversations (more than one turn), the most worsened first. Mood "
+                        "is the sentiment score, -1..1, of the customer's turns.",
+            width=16, height=9,
+        ),
+        PanelSpec(
+            "Replies followed by a calmer customer", "barchart",
+            f"""SELECT product, count() AS replies, countIf(after > before) AS followed_by_calmer,
+       round(followed_by_calmer / replies, 3) AS calmer_share
+FROM (
+    SELECT product, author_role,
+           anyLast(customer_mood) OVER (PARTITION BY brand, thread_id ORDER BY created_at
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before,
+           any(customer_mood) OVER (PARTITION BY brand, thread_id ORDER BY created_at
+               ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS after
+    FROM (
+        SELECT brand, thread_id, product, author_role, created_at,
+               if(author_role = 'customer', sentiment_score, NULL) AS customer_mood
+        FROM scored_events_dedup
+        WHERE source = 'ticket' AND thread_id != '' AND $__timeFilter_ms(created_at)
+          AND {BRANDS}
+    )
+)
+WHERE author_role IN ('agent', 'bot') AND before IS NOT NULL AND after IS NOT NULL
+GROUP BY product
+ORDER BY replies DESC""",
+            ("product", "replies", "followed_by_calmer", "calmer_share"),
+            description="Per product: agent and bot replies, and how many were followed by a "
+                        "customer turn calmer than the one before the reply.",
+            width=8, height=9,
+        ),
     ),
 )  # fmt: skip
 
@@ -251,12 +318,16 @@ ORDER BY alerts DESC""",
         ),
         PanelSpec(
             "Alert history", "table",
-            f"""SELECT event_time, kind, severity, brand, source, subject, message
+            f"""SELECT event_time, kind, severity, brand, source, subject, message,
+       arrayStringConcat(arrayMap(w -> JSONExtractString(w, 'word'),
+           JSONExtractArrayRaw(explanation, 'texts', 1, 'top')), ', ') AS why_flagged,
+       JSONExtractString(reply, 'tone') AS reply_tone
 FROM alerts_dedup
 WHERE $__timeFilter_ms(event_time) AND {BRANDS}
 ORDER BY event_time DESC
 LIMIT 200""",
-            ("event_time", "kind", "severity", "brand", "source", "subject", "message"),
+            ("event_time", "kind", "severity", "brand", "source", "subject", "message",
+             "why_flagged", "reply_tone"),
             width=24, height=12,
         ),
     ),
