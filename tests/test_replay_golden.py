@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.testing import PipelineNamespace, assert_matches_golden, golden_view
-from pipeline.traffic.scenarios import alert_scenario
+from pipeline.traffic.scenarios import alert_scenario, thread_scenario
 
 pytestmark = pytest.mark.services
 
@@ -15,6 +15,8 @@ SAMPLE = Path(__file__).parent / "recordings" / "sample.mprec"
 GOLDEN = Path(__file__).parent / "golden" / "sample.json"
 ALERT_SCENARIO = Path(__file__).parent / "recordings" / "alert-scenario.mprec"
 ALERT_GOLDEN = Path(__file__).parent / "golden" / "alert-scenario.json"
+THREAD_SCENARIO = Path(__file__).parent / "recordings" / "thread-scenario.mprec"
+THREAD_GOLDEN = Path(__file__).parent / "golden" / "thread-scenario.json"
 
 
 def test_sample_recording_matches_its_golden_file(namespace: PipelineNamespace) -> None:
@@ -35,6 +37,21 @@ def test_recorded_alert_scenario_replays_to_the_same_alerts(runtime, tmp_path: P
     wanted = sorted((e.kind, e.subject, e.severity, e.event_time) for e in scenario.expected)
     assert raised == wanted
     assert_matches_golden(result, ALERT_GOLDEN)
+
+
+def test_recorded_thread_scenario_replays_to_the_same_alerts(runtime, tmp_path: Path) -> None:
+    scenario = thread_scenario()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(scenario.rules_yaml)
+    with PipelineNamespace.create(tmp_path, alert_rules=str(rules)) as ns:
+        result = ns.replay(THREAD_SCENARIO)
+    assert len(result.events) == len(scenario.records)
+    raised = sorted((a["kind"], a["subject"], a["severity"], a["event_time"])
+                    for a in result.alerts)  # fmt: skip
+    wanted = sorted((e.kind, e.subject, e.severity, e.event_time) for e in scenario.expected)
+    assert raised == wanted
+    assert {e["thread_id"] for e in result.events} >= {"TH-COASTER", "TH-LATE", "T-ONE"}
+    assert_matches_golden(result, THREAD_GOLDEN)
 
 
 def test_a_changed_threshold_fails_the_golden_test_readably(runtime, tmp_path: Path) -> None:

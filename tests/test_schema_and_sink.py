@@ -43,6 +43,7 @@ def test_migrations_are_idempotent_and_match_the_row_layout(engine) -> None:
         "004_pii_redacted.sql",
         "005_languages.sql",
         "006_affect.sql",
+        "007_threads.sql",
     ]
     assert apply_migrations(engine, "mp_schema") == []
     columns = [r[0] for r in engine.query("DESCRIBE TABLE mp_schema.scored_events").result_rows]
@@ -63,12 +64,13 @@ def test_affect_migration_on_an_existing_database(engine, monkeypatch) -> None:
     monkeypatch.setattr(ch, "migration_files", lambda: [p for p in every if p.name < "006"])
     apply_migrations(engine, "mp_vad")
     affect = ("valence", "arousal", "dominance", "intensity")
-    old_columns = [c for c in COLUMNS if c not in affect]
-    old = [[v for c, v in zip(COLUMNS, row, strict=True) if c not in affect]
+    later = (*affect, "thread_id", "author_role")  # columns of 006 and 007
+    old_columns = [c for c in COLUMNS if c not in later]
+    old = [[v for c, v in zip(COLUMNS, row, strict=True) if c not in later]
            for row in _rows(4, 0, vad=False)]  # fmt: skip
     engine.insert("mp_vad.scored_events", old, column_names=old_columns)
     monkeypatch.undo()
-    assert apply_migrations(engine, "mp_vad") == ["006_affect.sql"]
+    assert apply_migrations(engine, "mp_vad") == ["006_affect.sql", "007_threads.sql"]
     new = _rows(0, 6, vad=True)
     engine.insert("mp_vad.scored_events", new, column_names=list(COLUMNS))
     assert engine.command("SELECT count() FROM mp_vad.scored_events WHERE valence IS NULL") == 4
@@ -148,3 +150,39 @@ def test_sink_writes_through_the_settings_url(engine, tmp_path) -> None:
     sink.migrate()
     asyncio.run(sink.write(_rows(5, 5)))
     assert engine.command("SELECT count() FROM mp_sink.scored_events_dedup") == 10
+
+
+def test_threads_migration_on_an_existing_database(engine, monkeypatch) -> None:
+    """Tickets stored before threads (001-006) become one-message customer threads of
+    their own id; agent and bot turns stored after stay out of the mood and ticket
+    rollups (they are our replies, not the customer's mood) but are in `threads`."""
+    import pipeline.sink.clickhouse as ch
+
+    every = ch.migration_files()
+    monkeypatch.setattr(ch, "migration_files", lambda: [p for p in every if p.name < "007"])
+    apply_migrations(engine, "mp_threads")
+    old_columns = [c for c in COLUMNS if c not in ("thread_id", "author_role")]
+    rows = _rows(0, 4)
+    old = [[v for c, v in zip(COLUMNS, row, strict=True) if c in old_columns] for row in rows]
+    engine.insert("mp_threads.scored_events", old, column_names=old_columns)
+    monkeypatch.undo()
+    assert apply_migrations(engine, "mp_threads") == ["007_threads.sql"]
+    stored = engine.query("SELECT event_id, thread_id, author_role FROM mp_threads.scored_events "
+                          "ORDER BY event_id").result_rows  # fmt: skip
+    assert stored == [(r[0], r[0], "customer") for r in sorted(rows)]
+    assert engine.command("SELECT count() FROM mp_threads.threads WHERE turns = 1") == 4
+
+    replies = []
+    for i, row in enumerate(_rows(0, 3)):
+        row = list(row)
+        row[COLUMNS.index("event_id")] = f"reply-{i}"
+        row[COLUMNS.index("thread_id")] = rows[0][0]  # replies in the first ticket's thread
+        row[COLUMNS.index("brand")] = rows[0][COLUMNS.index("brand")]
+        row[COLUMNS.index("author_role")] = "agent" if i < 2 else "bot"
+        replies.append(row)
+    engine.insert("mp_threads.scored_events", replies, column_names=list(COLUMNS))
+    assert engine.command("SELECT sum(tickets) FROM mp_threads.ticket_hour") == 4
+    assert engine.command("SELECT sum(events) FROM mp_threads.mood_minute") == 4
+    thread = engine.query("SELECT turns, customer_turns FROM mp_threads.threads "
+                          f"WHERE thread_id = '{rows[0][0]}'").result_rows  # fmt: skip
+    assert thread == [(4, 1)]

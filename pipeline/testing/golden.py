@@ -3,7 +3,7 @@
 Scores, valence, arousal, dominance and intensity are compared with a tolerance
 (onnxruntime's float sums can differ in the last bits between batch shapes); labels,
 top emotion, Ekman group, sentiment, dead-letter codes and alerts (kind, severity,
-subject, event time) must match exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the
+subject, event time, and the top word of each explained text) must match exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the
 files from the current results (then review the diff before committing it).
 """
 
@@ -56,6 +56,11 @@ def golden_view(result: ReplayResult) -> dict[str, Any]:
                 "brand": a["brand"],
                 "subject": a["subject"],
                 "event_time": _iso(a["event_time"]),
+                # The word that drove each alerted text's score most (pipeline/explain).
+                "why": [
+                    (t.get("top") or [{"word": ""}])[0]["word"]
+                    for t in (a.get("explanation") or {}).get("texts", [])
+                ],
             }
             for a in result.alerts
         ),

@@ -158,12 +158,15 @@ class PipelineNamespace:
         return asyncio.run(read_dead_letters(self.settings.kafka, self.settings.dead_letter_topic))
 
     def alerts(self) -> list[dict[str, Any]]:
-        """Alerts in ClickHouse (one per alert_id), evidence parsed, by event time."""
+        """Alerts in ClickHouse (one per alert_id), evidence, explanation and reply parsed,
+        by event time."""
         rows = self.query_dicts(
             "SELECT * EXCEPT stored_at FROM alerts_dedup ORDER BY event_time, kind, subject"
         )
         for row in rows:
             row["evidence"] = json.loads(row["evidence"])
+            for name in ("explanation", "reply"):  # JSON, '' when the alert has none
+                row[name] = json.loads(row[name]) if row.get(name) else None
             for name in ("event_time", "window_start", "window_end", "raised_at"):
                 if row[name].tzinfo is None:  # DateTime64(3, 'UTC') may arrive naive
                     row[name] = row[name].replace(tzinfo=UTC)

@@ -9,9 +9,11 @@ ALTER TABLE {database}.scored_events
     ADD COLUMN IF NOT EXISTS author_role LowCardinality(String) DEFAULT '' AFTER thread_id;
 
 -- Rows from before this migration are one-message customer threads, as they were.
+-- (Synchronous, so the threads view sees them once the migration is applied.)
 ALTER TABLE {database}.scored_events
     UPDATE thread_id = event_id, author_role = 'customer'
-    WHERE source = 'ticket' AND thread_id = '';
+    WHERE source = 'ticket' AND thread_id = ''
+    SETTINGS mutations_sync = 2;
 
 ALTER TABLE {database}.mood_minute_mv MODIFY QUERY
 SELECT
