@@ -66,7 +66,12 @@ def _print_status() -> bool:
 
 @click.command()
 @click.option("--posts", default=3000, show_default=True, help="posts to produce")
-@click.option("--tickets", default=1500, show_default=True, help="tickets to produce")
+@click.option(
+    "--tickets",
+    default=1500,
+    show_default=True,
+    help="ticket turns, as support threads of ~4 turns",
+)
 @click.option("--bad/--no-bad", default=True, show_default=True, help="include bad records")
 @click.option("--keep-running", is_flag=True, help="leave the local runtime up afterwards")
 def demo(posts: int, tickets: int, bad: bool, keep_running: bool) -> None:

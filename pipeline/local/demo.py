@@ -26,8 +26,8 @@ from pipeline.traffic import (
     produce,
     sample_multilingual_posts,
     sample_posts,
-    sample_tickets,
 )
+from pipeline.traffic.threads import sample_threads
 
 
 def _progress(console: Console) -> Progress:
@@ -56,7 +56,8 @@ def run_demo(
         posts = sample_posts(n_posts - n_foreign, run_id=run_id)
         posts += sample_multilingual_posts(n_foreign, run_id=run_id)
         posts = [posts[i] for i in random.Random(5).sample(range(len(posts)), len(posts))]
-        tickets = sample_tickets(n_tickets, run_id=run_id)
+        # Tickets are support threads: hand-written customer, agent and bot turns.
+        tickets = sample_threads(max(4, n_tickets // 4), run_id=run_id)
         bad_posts = bad_records("post", run_id=run_id) if with_bad else []
         bad_tickets = bad_records("ticket", run_id=run_id) if with_bad else []
         bad = bad_posts + bad_tickets
@@ -172,6 +173,57 @@ def _report_alerts(client: Any, started_at: datetime, console: Console) -> None:
         console.print(f"... {counts[-1] - len(rows)} more: `moodpipe alerts list`")
 
 
+def _report_threads(client: Any, where: str, params: dict[str, Any], console: Console) -> None:
+    table = Table(title="Support threads, the most worsened first (threads view; mood -1..1 "
+                        "of the customer's turns)")  # fmt: skip
+    for col in ("thread", "brand", "product", "turns", "first", "current", "worst",
+                "last reply", "worsened", "recovered"):  # fmt: skip
+        table.add_column(col)
+    rows = client.query(
+        f"""SELECT thread_id, brand, product, turns, first_mood, current_mood, worst_mood,
+               last_reply_mood, worsened, recovered
+            FROM threads WHERE {where.replace("event_id", "thread_id")} AND turns > 1
+            ORDER BY current_mood - first_mood LIMIT 8""",
+        parameters=params,
+    ).result_rows
+    for thread, brand, product, turns, first, current, worst, reply, worse, back in rows:
+        table.add_row(thread.rsplit("-", 1)[-1], brand, product, str(turns), f"{first:+.2f}",
+                      f"{current:+.2f}", f"{worst:+.2f}",
+                      "" if reply is None else f"{reply:+.2f}", "yes" if worse else "",
+                      "yes" if back else "")  # fmt: skip
+    console.print(table)
+
+
+def _report_explained(client: Any, started_at: datetime, console: Console) -> None:
+    """One alert about a text: the words behind it, and the reply the playbook suggests."""
+    import json
+
+    rows = client.query(
+        "SELECT kind, subject, message, explanation, reply FROM alerts_dedup "
+        "WHERE raised_at >= {t:DateTime64(3)} AND explanation != '' AND reply != '' "
+        "ORDER BY kind = 'thread_worsening' DESC, event_time LIMIT 1",
+        parameters={"t": started_at},
+    ).result_rows
+    if not rows:
+        return
+    kind, subject, message, explanation, reply = rows[0]
+    text = json.loads(explanation)["texts"][0]
+    advice = json.loads(reply)
+    console.rule(f"[bold]Why flagged: {kind} {subject}")
+    console.print(message, highlight=False)
+    words = Table(title=f"Words behind the {text['target']} score {text['score']:.2f} "
+                        f"({text['model']}, leave-one-word-out)")  # fmt: skip
+    words.add_column("word")
+    words.add_column("score without it", justify="right")
+    for w in text.get("top", []):
+        words.add_row(w["word"], f"-{w['delta']:.3f}")
+    console.print(words)
+    console.print(f"[bold]Suggested reply[/] (playbook {advice['playbook']} v"
+                  f"{advice['playbook_version']}, entry {advice['entry']}): tone: "
+                  f"{advice['tone']}; next step: {advice['next_step']}")  # fmt: skip
+    console.print(f"  \u201c{advice['draft']}\u201d", highlight=False)
+
+
 def _report_languages(client: Any, where: str, params: dict[str, Any], console: Console) -> None:
     table = Table(title="Languages (declared, or detected when the record had none)")
     for col in ("lang", "coverage", "model", "events", "detected", "mood index", "top Ekman"):
@@ -233,12 +285,17 @@ def _report(settings: Settings, run_id: str, bad: list[SampleRecord], elapsed: f
         angry.add_row(*row[:5], f"{row[5]:.2f}", f"{row[6]:.2f}", f"{row[7]:.2f}", text)
     console.print(angry)
 
+    _report_threads(client, where, params, console)
     if settings.alerts_enabled:
         _report_alerts(client, started_at, console)
+        _report_explained(client, started_at, console)
 
     letters = asyncio.run(read_dead_letters(settings.kafka, settings.dead_letter_topic))
     bad_values = {r.value for r in bad}
-    mine = [d for d in letters if base64.b64decode(d["value_b64"]) in bad_values]
+    # At-least-once: a record re-read after a stall may be dead-lettered twice (same
+    # source offset); show each once.
+    unique = {(d["source_topic"], d["source_partition"], d["source_offset"]): d for d in letters}
+    mine = [d for d in unique.values() if base64.b64decode(d["value_b64"]) in bad_values]
     dl = Table(title=f"Dead letters ({settings.dead_letter_topic})")
     for col in ("error", "from", "reason"):
         dl.add_column(col)

@@ -3,8 +3,9 @@
 Scores, valence, arousal, dominance and intensity are compared with a tolerance
 (onnxruntime's float sums can differ in the last bits between batch shapes); labels,
 top emotion, Ekman group, sentiment, dead-letter codes and alerts (kind, severity,
-subject, event time, and the top word of each explained text) must match exactly. Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the
-files from the current results (then review the diff before committing it).
+subject, event time, and the top word of each explained text) must match exactly.
+Set MOODPIPE_UPDATE_GOLDEN=1 to rewrite the files from the current results (then review
+the diff before committing it).
 """
 
 from __future__ import annotations
