@@ -19,8 +19,28 @@ from pipeline.settings import load_settings
     "--vad-overhead", is_flag=True,
     help="only the VAD head's cost: the English graph with and without it, in-process",
 )  # fmt: skip
-def bench_model(seconds: float, json_out: str | None, vad_overhead: bool) -> None:
+@click.option(
+    "--explain-cost", is_flag=True,
+    help="only what an alert explanation costs against scoring the text once",
+)  # fmt: skip
+@click.option(
+    "--triton/--local", "use_triton", default=False,
+    help="with --explain-cost: through the running Triton, or in-process",
+)  # fmt: skip
+def bench_model(
+    seconds: float, json_out: str | None, vad_overhead: bool, explain_cost: bool,
+    use_triton: bool,
+) -> None:  # fmt: skip
     """Model throughput: batch 1/8/64, in-process vs Triton HTTP/gRPC, fp32 vs int8."""
+    if explain_cost:
+        from pipeline.bench.explain import run_explain_cost
+
+        with progress_console.status("explaining the written threads' customer turns"):
+            report = run_explain_cost(load_settings(), use_triton)
+        console.print_json(json.dumps(report))
+        if json_out:
+            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+        return
     if vad_overhead:
         from pipeline.bench.vad import run_vad_overhead
         from pipeline.traffic.generate import sample_texts
@@ -57,10 +77,28 @@ def bench_model(seconds: float, json_out: str | None, vad_overhead: bool) -> Non
     is_flag=True,
     help="PII redaction only: precision/recall on bench/data/pii_labelled.jsonl, µs per event",
 )
+@click.option(
+    "--detector",
+    is_flag=True,
+    help="alert detection only: µs per ticket, support-thread turns vs one-message tickets",
+)
 def bench(
-    events: int, batch_size: int | None, json_out: str | None, null_model: bool, redaction: bool
+    events: int,
+    batch_size: int | None,
+    json_out: str | None,
+    null_model: bool,
+    redaction: bool,
+    detector: bool,
 ) -> None:
     """Pipeline vs model-only throughput, and produce-to-visible latency."""
+    if detector:
+        from pipeline.bench.detector import run_detector_bench
+
+        report = run_detector_bench()
+        console.print_json(json.dumps(report))
+        if json_out:
+            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+        return
     if redaction:
         from pipeline.bench.redaction import run_redaction_bench
 
