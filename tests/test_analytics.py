@@ -34,15 +34,21 @@ from pipeline.traffic import (
     sample_posts,
     sample_tickets,
 )
+from pipeline.traffic.threads import sample_threads
 from tests.helpers import Namespace
 
 pytestmark = pytest.mark.services
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FOREIGN = 40
-STORED = 600 + FOREIGN
-# Rollups and mood panels leave out what no model covers (migration 005).
-COVERED = "model_coverage != 'none'"
+# Support threads: customer, agent and bot turns as tickets (pipeline/traffic/threads.py).
+THREADS = sample_threads(30, run_id="an", seed=34, now=NOW, spread_s=3 * 3600)
+THREAD_TURNS = len(THREADS)
+CUSTOMER_TURNS = sum(1 for r in THREADS if json.loads(r.value)["author_role"] == "customer")
+STORED = 600 + FOREIGN + THREAD_TURNS
+# Rollups and mood panels leave out what no model covers (migration 005) and our own
+# agents' and bots' replies (007).
+COVERED = "model_coverage != 'none' AND author_role NOT IN ('agent', 'bot')"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,7 @@ def seeded(
 
         async def send() -> None:
             await produce(s.kafka_bootstrap, s.posts_topic, posts + bad + foreign)
-            await produce(s.kafka_bootstrap, s.tickets_topic, tickets)
+            await produce(s.kafka_bootstrap, s.tickets_topic, tickets + THREADS)
 
         asyncio.run(send())
         ns.start_worker()
@@ -104,9 +110,9 @@ def test_rollups_agree_with_raw_events(seeded: Namespace) -> None:
         assert r[4 + len(LABELS) :] == pytest.approx(g[4 + len(LABELS) :], abs=2e-3)
 
     raw_tickets = seeded.query(
-        """SELECT toStartOfHour(created_at) AS h, brand, product, customer_tier, count(),
+        f"""SELECT toStartOfHour(created_at) AS h, brand, product, customer_tier, count(),
                   countIf(anger + annoyance + disgust >= 0.5), countIf(sentiment = 'negative')
-           FROM scored_events_dedup WHERE source = 'ticket' AND model_coverage != 'none'
+           FROM scored_events_dedup WHERE source = 'ticket' AND {COVERED}
            GROUP BY h, brand, product, customer_tier ORDER BY h, brand, product, customer_tier"""
     )
     rolled_tickets = seeded.query(
@@ -207,7 +213,19 @@ def test_panel_values_match_raw_events(seeded: Namespace) -> None:
     )
 
     by_product = _panel_rows(seeded, "moodpipe-support", "Anger by product")
-    assert sum(r["tickets"] for r in by_product) == 200
+    assert sum(r["tickets"] for r in by_product) == 200 + CUSTOMER_TURNS
+
+    worsening = _panel_rows(seeded, "moodpipe-support", "Threads getting worse")
+    open_threads = seeded.query(
+        "SELECT subject FROM alerts_dedup WHERE kind LIKE 'thread_%' GROUP BY subject "
+        "HAVING argMax(kind, event_time) = 'thread_worsening'"
+    )
+    assert {r["thread_id"] for r in worsening} == {r[0] for r in open_threads} != set()
+    moods = _panel_rows(seeded, "moodpipe-support", "Thread mood: first, current and worst")
+    assert all(r["worst_mood"] <= min(r["first_mood"], r["current_mood"]) for r in moods)
+    replies = _panel_rows(seeded, "moodpipe-support", "Replies followed by a calmer customer")
+    agent_turns = sum(1 for r in THREADS if json.loads(r.value)["author_role"] != "customer")
+    assert 0 < sum(r["replies"] for r in replies) <= agent_turns
 
     alerts = _panel_rows(seeded, "moodpipe-alerts", "Alert history")
     assert len(alerts) == seeded.scalar("SELECT count() FROM alerts_dedup") > 0
@@ -238,6 +256,8 @@ def test_every_saved_query_runs_through_moodpipe_sql(seeded: Namespace, tmp_path
     for name, query in saved_queries().items():
         out = tmp_path / f"{name}.json"
         params = ["-p", f"brand={brand}"] if any(p.name == "brand" for p in query.params) else []
+        if name in ("threads_getting_worse", "reply_effect"):  # every brand's threads
+            params = []
         if name == "alert_history":  # alerts exist for the brands with angry customers only
             params = ["-p", "kind=angry_customer"]
         done = _moodpipe(seeded, "sql", name, *params, "--format", "json", "-o", str(out))
@@ -256,11 +276,11 @@ def test_every_saved_query_runs_through_moodpipe_sql(seeded: Namespace, tmp_path
                         "--format", "csv")  # fmt: skip
     header, *lines = csv_out.stdout.strip().splitlines()
     assert header.split(",")[:3] == ["brand", "product", "tickets"]
-    assert sum(int(line.split(",")[2]) for line in lines) == 200
+    assert sum(int(line.split(",")[2]) for line in lines) == 200 + CUSTOMER_TURNS
 
     adhoc_sql = "SELECT count() AS n FROM scored_events_dedup WHERE source = {s:String}"
     adhoc = _moodpipe(seeded, "sql", adhoc_sql, "-p", "s=ticket", "--format", "json")
-    assert json.loads(adhoc.stdout) == [{"n": 200}]
+    assert json.loads(adhoc.stdout) == [{"n": 200 + THREAD_TURNS}]
 
     listed = _moodpipe(seeded, "alerts", "list", "--kind", "angry_customer", "--hours", "168",
                        "--limit", "100")  # fmt: skip
