@@ -46,6 +46,9 @@ def faust_app(settings: Settings) -> faust.App:
         broker=settings.kafka_url,
         broker_credentials=faust_credentials(settings.kafka),
         store="memory://",
+        # Faust makes a folder for its table stores; by default "<app id>-data" in the
+        # working directory (one per test namespace in a checkout), under data_dir here.
+        datadir=str(settings.data_dir / "faust" / settings.app_id),
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
