@@ -425,3 +425,39 @@ def test_alert_texts_for_explanations_come_from_the_detector() -> None:
     assert sorted(t.target for ts in texts.values() for t in ts) == ["anger", "anger"]
     assert {t.text for ts in texts.values() for t in ts} == {"turn 3"}
     assert {t.lang for ts in texts.values() for t in ts} == {"en"}
+
+
+def test_explain_and_playbook_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    runner = CliRunner()
+    done = runner.invoke(main, ["explain", "--json", "--lang", "en",
+                                "I am furious, you charged me twice!"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    explained = json.loads(done.output.strip().splitlines()[-1])
+    assert explained["model"] == "emotion" and explained["top"][0]["word"] == "furious"
+    assert runner.invoke(main, ["explain", "--target", "rage", "x"]).exit_code != 0
+
+    listed = runner.invoke(main, ["alerts", "playbook"])
+    assert listed.exit_code == 0 and "anger-billing" in listed.output
+    bad = tmp_path / "pb.yaml"
+    bad.write_text("version: 1\nreviewed_by: x\nreviewed_at: 2026-12-04\nentries:\n"
+                   "  - {id: a, match: {tier: gold}, tone: calm, next_step: call,\n"
+                   "     template: 'Hello about {ticket_id}'}\n")  # fmt: skip
+    refused = runner.invoke(main, ["alerts", "playbook", str(bad)])
+    assert refused.exit_code != 0
+    assert "line 5: entries.0.match.tier: unknown tier ['gold']" in refused.output
+
+
+def test_alerts_list_cells_show_why_and_the_reply() -> None:
+    from pipeline.cli.alerts import alert_extras
+
+    explanation = json.dumps({"texts": [{"event_id": "t", "top": [
+        {"word": "furious", "delta": 0.41}, {"word": "twice", "delta": 0.05}]}]})  # fmt: skip
+    reply = json.dumps({"tone": "acknowledge", "draft": "Thank you for telling us."})
+    why, said = alert_extras(explanation, reply)
+    assert why == "furious (-0.41), twice (-0.05)"
+    assert said == "[acknowledge] Thank you for telling us."
+    assert alert_extras("", "") == ("", "")
