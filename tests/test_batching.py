@@ -257,3 +257,32 @@ def test_light_traffic_waits_for_max_wait_a_pause_flushes_heavy_goes_at_the_inte
     assert len(light) <= 3
     assert light[-1][1] - marks["last_light"] < 0.4  # the pause flushed the rest
     assert heavy[0] == 1500 and heavy[1] - marks["heavy"] < 0.25
+
+
+def test_a_batch_of_two_languages_keeps_its_input_order_for_the_scored_topic() -> None:
+    """Each route is scored in its own call; the rows (and so the scored topic, which
+    carries a thread's turns in order) come back in the batch's order."""
+    from pipeline.language import LanguagePolicy
+    from pipeline.traffic.threads import thread_turns, written_threads
+
+    threads = {t.id: t for t in written_threads()}
+    turns = []
+    for thread_id in ("zh-billing-escalates", "billing-dispute-escalates"):
+        turns += thread_turns(threads[thread_id], datetime(2026, 11, 3, 10, tzinfo=UTC),
+                              brand="B", customer_id="C", thread_id=thread_id)  # fmt: skip
+    turns.sort(key=lambda t: t.created_at)  # Chinese and English turns interleaved
+    english, multilingual, sink = RecordingInference(), RecordingInference(), RecordingSink()
+    policy = LanguagePolicy(detect="off", detector=None, multilingual=True, assume="en")
+
+    async def send(batch) -> None:
+        pass
+
+    stages = ScoringStages("ticket", RecordValidator(256 * 1024, 10_000), english,
+                           RowWriter(sink, send), multilingual=multilingual,
+                           languages=policy)  # fmt: skip
+    result = asyncio.run(stages.process(_raw([t.record for t in turns], "tickets")))
+    assert result.scored == len(turns)
+    assert len(english.calls) == 1 and len(multilingual.calls) == 1  # one call per route
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in sink.batches[0]]
+    assert [r["event_id"] for r in rows] == [t.record.event_id for t in turns]
+    assert [r["source_offset"] for r in rows] == list(range(len(turns)))

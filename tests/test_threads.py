@@ -461,3 +461,23 @@ def test_alerts_list_cells_show_why_and_the_reply() -> None:
     assert why == "furious (-0.41), twice (-0.05)"
     assert said == "[acknowledge] Thank you for telling us."
     assert alert_extras("", "") == ("", "")
+
+
+def test_notifications_carry_why_flagged_and_the_suggested_reply() -> None:
+    from pipeline.alerts.notify import grafana_text, slack_payload
+
+    alerts, _ = run([turn(1, "customer", 0.0), turn(2, "agent", 0.0),
+                     turn(3, "customer", -0.8, 0.9)])  # fmt: skip
+    worsening = next(a for a in alerts if a.kind == "thread_worsening")
+    explained = replace(
+        worsening,
+        explanation={"texts": [{"event_id": "TH-1-3", "top": [{"word": "furious", "delta": 0.4}]}]},
+        reply=load_playbook().advise(worsening),
+    )
+    fields = {f["title"]: f["value"] for f in slack_payload(explained)["attachments"][0]["fields"]}
+    assert fields["Why flagged"] == "furious (-0.40)"
+    assert any(t.startswith("Suggested reply (") for t in fields)
+    assert fields["Mood"] == "first +0.00, now -0.80"
+    text = grafana_text(explained)
+    assert "Why flagged: furious (-0.40)" in text and "Suggested tone:" in text
+    assert "Why flagged" not in grafana_text(worsening)  # no explanation, no line

@@ -125,6 +125,11 @@ class ScoringStages:
                 )
             )
             rows = self._rows([triple for answer in answers for triple in answer], letters)
+            if len(routes) > 1:
+                # Back in input order: the routes came back one after the other, and the
+                # scored topic must keep a partition's order (a thread's turns, a
+                # brand's windows) when one batch mixes languages.
+                rows.sort(key=lambda r: (r[1].raw.position.partition, r[1].raw.position.offset))
         if self.redactor is not None and letters:
             # A reason may quote the record (a schema error shows the bad value); the
             # log and the dead_letters table get it redacted, the topic keeps the bytes.

@@ -41,6 +41,8 @@ def faust_credentials(kafka: KafkaConnection) -> Any:
 
 
 def faust_app(settings: Settings) -> faust.App:
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     return faust.App(
         settings.app_id,
         broker=settings.kafka_url,
@@ -48,7 +50,7 @@ def faust_app(settings: Settings) -> faust.App:
         store="memory://",
         # Faust makes a folder for its table stores; by default "<app id>-data" in the
         # working directory (one per test namespace in a checkout), under data_dir here.
-        datadir=str(settings.data_dir / "faust" / settings.app_id),
+        datadir=str(datadir / settings.app_id),
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
