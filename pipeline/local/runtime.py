@@ -432,7 +432,11 @@ class LocalRuntime:
             log_path=self.log_path("clickhouse"),
             pid_path=self._pid_path("clickhouse"),
             marker=f"--path {path}",
-            env={**os.environ, "TZ": "UTC"},
+            # The runtime's own password, not whatever the environment holds now: a
+            # restart from inside a process with other settings (a test namespace with
+            # a password of its own) must not change what the server accepts.
+            env={**os.environ, "TZ": "UTC",
+                 "MOODPIPE_CLICKHOUSE_PASSWORD": s.clickhouse_password.get_secret_value()},
         )  # fmt: skip
         self._wait_healthy("clickhouse", proc, popen, timeout)
         endpoint_file(path).write_text(
