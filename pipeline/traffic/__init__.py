@@ -1,5 +1,5 @@
 """Sample traffic: realistic posts and tickets (GoEmotions texts), multilingual posts
-(hand-written) and bad records."""
+and support threads (hand-written) and bad records."""
 
 from pipeline.traffic.generate import (
     BRANDS,
@@ -11,6 +11,7 @@ from pipeline.traffic.generate import (
     sample_tickets,
 )
 from pipeline.traffic.produce import produce
+from pipeline.traffic.threads import sample_threads, written_threads
 
 __all__ = [
     "BRANDS",
@@ -20,5 +21,7 @@ __all__ = [
     "produce",
     "sample_multilingual_posts",
     "sample_posts",
+    "sample_threads",
     "sample_tickets",
+    "written_threads",
 ]
