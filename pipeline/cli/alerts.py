@@ -31,7 +31,11 @@ def alerts_check(rules_file: str | None) -> None:
 
 @alerts.command("playbook")
 @click.argument("playbook_file", required=False, type=click.Path(dir_okay=False))
-def alerts_playbook(playbook_file: str | None) -> None:
+@click.option(
+    "--score", "score_tone", is_flag=True,
+    help="also score every template with the model: each must read calm and caring",
+)  # fmt: skip
+def alerts_playbook(playbook_file: str | None, score_tone: bool) -> None:
     """Validate a reply playbook (default: MOODPIPE_REPLY_PLAYBOOK, else the packaged one)
     and list its entries."""
     from pipeline.alerts.playbook import PlaybookError, load_playbook
@@ -46,6 +50,20 @@ def alerts_playbook(playbook_file: str | None) -> None:
     for entry in f.entries:
         match = ", ".join(f"{k}={'/'.join(v)}" for k, v in entry.match.model_dump().items() if v)
         console.print(f"  {entry.id} ({match or 'any alert'}): {entry.tone}", highlight=False)
+    if score_tone:
+        from pipeline.alerts import load_rules
+        from pipeline.model.reply_tone import template_tones
+        from pipeline.scoring.routing import local_router
+
+        settings = load_settings()
+        tones = template_tones(playbook, local_router(settings), load_rules(settings.alert_rules))
+        for t in tones:
+            verdict = "calm" if t.calm else "NOT CALM"
+            line = f"  {t.entry}: {verdict} (anger {t.anger:.3f}, {t.sentiment}, "
+            console.print(f"{line}sentiment score {t.sentiment_score:+.2f})", highlight=False)
+        failing = [t.entry for t in tones if not t.calm]
+        if failing:
+            raise CommandError(f"templates that do not read calm: {', '.join(failing)}")
 
 
 @alerts.command("list")
