@@ -18,7 +18,7 @@ from pipeline.postprocess import COLUMNS, scored_row
 from pipeline.records import RecordValidator
 from pipeline.records.raw import KafkaPosition
 from pipeline.resources import schemas_dir
-from pipeline.sink.clickhouse import ClickHouseSink, apply_migrations
+from pipeline.sink.clickhouse import ClickHouseSink, apply_migrations, migration_files
 from pipeline.traffic import sample_posts, sample_tickets
 
 
@@ -186,3 +186,77 @@ def test_threads_migration_on_an_existing_database(engine, monkeypatch) -> None:
     thread = engine.query("SELECT turns, customer_turns FROM mp_threads.threads "
                           f"WHERE thread_id = '{rows[0][0]}'").result_rows  # fmt: skip
     assert thread == [(4, 1)]
+
+
+# --- the cluster schema (pipeline/sink/cluster.py) ---------------------------------
+
+
+def test_cluster_schema_parses_and_is_replicated_and_distributed(engine) -> None:
+    """No cluster runs here: each generated statement must parse (ClickHouse's own
+    parser, formatQuery), and the shapes must be what docs/scaling.md promises."""
+    import re
+
+    from pipeline.sink.cluster import SHARDING_KEYS, cluster_migrations, cluster_statements
+
+    statements = cluster_statements("mp", "two_by_two")
+    for statement in statements:
+        formatted = engine.command("SELECT formatQuery({q:String})", parameters={"q": statement})
+        assert formatted, statement[:80]
+    creates = [s for s in statements if s.startswith("CREATE TABLE")]
+    locals_ = {re.match(r"CREATE TABLE IF NOT EXISTS mp\.(\w+)_local ", s).group(1): s
+               for s in creates if "_local ON CLUSTER" in s}  # fmt: skip
+    assert set(locals_) == set(SHARDING_KEYS)
+    for name, sql in locals_.items():
+        keeper = rf"ENGINE = Replicated\w+\('/clickhouse/tables/{{shard}}/mp/{name}_local', "
+        assert re.search(keeper + r"'\{replica\}'", sql), name
+        distributed = next(
+            s for s in creates if s.startswith(f"CREATE TABLE IF NOT EXISTS mp.{name} ")
+        )
+        assert (
+            f"AS mp.{name}_local ENGINE = Distributed(two_by_two, mp, {name}_local, " in distributed
+        )
+    scored = next(
+        s for s in creates if s.startswith("CREATE TABLE IF NOT EXISTS mp.scored_events ")
+    )
+    assert scored.endswith("cityHash64(source, event_id))")  # re-deliveries meet on one shard
+    # ReplacingMergeTree keeps its version column after the Keeper path and replica.
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/mp/scored_events_local', " \
+           "'{replica}', scored_at)" in locals_["scored_events"]  # fmt: skip
+    views = [s for s in statements if s.startswith("CREATE MATERIALIZED VIEW")]
+    assert views and all(" TO mp." in v and "_local AS " in v for v in views)
+    assert all("FROM mp.scored_events_local" in v for v in views)  # each shard's own inserts
+    modified = [s for s in statements if "MODIFY QUERY" in s]
+    assert modified and all("FROM mp.scored_events_local" in s for s in modified)
+    assert all("ON CLUSTER two_by_two" in s for s in statements if not s.startswith("INSERT"))
+    # Column changes reach the Distributed table; order keys stay on the local one.
+    order = [s for s in statements if "MODIFY ORDER BY" in s]
+    assert order and all("_local ON CLUSTER" in s for s in order)
+    assert any(s.startswith("ALTER TABLE mp.scored_events ON CLUSTER two_by_two ADD COLUMN "
+                            "IF NOT EXISTS thread_id") for s in statements)  # fmt: skip
+    names = [name for name, _ in cluster_migrations("mp", "two_by_two")]
+    assert names[1:] == [p.name for p in migration_files()]
+
+
+def test_cluster_schema_refuses_what_it_cannot_convert(monkeypatch, tmp_path) -> None:
+    import pipeline.sink.cluster as cluster
+
+    new = tmp_path / "999_new.sql"
+    new.write_text("CREATE TABLE IF NOT EXISTS {database}.surprise (a String) "
+                   "ENGINE = MergeTree ORDER BY a;\n")  # fmt: skip
+    monkeypatch.setattr(cluster, "migration_files", lambda: [*migration_files(), new])
+    with pytest.raises(cluster.ClusterSchemaError, match="surprise has no sharding key"):
+        cluster.cluster_statements("mp", "c")
+    new.write_text("OPTIMIZE TABLE {database}.scored_events FINAL;\n")
+    with pytest.raises(cluster.ClusterSchemaError, match="no cluster form for: OPTIMIZE"):
+        cluster.cluster_statements("mp", "c")
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        cluster.cluster_statements("mp", "c; DROP")
+
+
+def test_single_node_schema_is_untouched_by_the_cluster_path(engine) -> None:
+    apply_migrations(engine, "mp_single")
+    tables = "SELECT name, engine FROM system.tables WHERE database = 'mp_single'"
+    engines = dict(engine.query(tables).result_rows)
+    assert engines["scored_events"] == "ReplacingMergeTree"
+    assert not any(name.endswith("_local") for name in engines)
+    assert "Distributed" not in engines.values()

@@ -16,11 +16,39 @@ from pipeline.settings import load_settings
 
 
 @click.command()
-def migrate() -> None:
+@click.option(
+    "--cluster", default="",
+    help="a ClickHouse cluster name: Replicated tables ON CLUSTER with Distributed ones in "
+    "front (docs/scaling.md)",
+)  # fmt: skip
+@click.option("--print", "print_only", is_flag=True, help="with --cluster: print, apply nothing")
+def migrate(cluster: str, print_only: bool) -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
+    settings = load_settings()
+    if cluster:
+        from pipeline.sink.cluster import apply_cluster_migrations, cluster_statements
+
+        try:
+            statements = cluster_statements(settings.clickhouse_database, cluster)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if print_only:
+            click.echo(";\n\n".join(statements) + ";")
+            return
+        from pipeline.sink.clickhouse import connect
+
+        with clickhouse(settings):
+            client = connect(settings, None)
+            try:
+                applied = apply_cluster_migrations(client, settings.clickhouse_database, cluster)
+            finally:
+                client.close()
+        console.print(
+            f"applied on {cluster}: {', '.join(applied) or 'nothing (schema is current)'}"
+        )
+        return
     from pipeline.sink.clickhouse import ClickHouseSink
 
-    settings = load_settings()
     with clickhouse(settings):
         applied = ClickHouseSink(settings, embedded_fallback=True).migrate()
     console.print(f"applied: {', '.join(applied) or 'nothing (schema is current)'}")
