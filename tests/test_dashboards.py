@@ -140,8 +140,12 @@ def test_publish_uploads_every_dashboard_into_the_moodpipe_folder() -> None:
 
 def test_compose_file_is_consistent() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
+    every = compose["services"]
+    # The default stack; optional profiles (the ClickHouse cluster) are checked below.
+    services = {k: v for k, v in every.items() if not v.get("profiles")}
     assert set(services) == {"kafka", "triton", "clickhouse", "grafana", "init", "worker"}
+    entrypoint = re.search(r'^ENTRYPOINT \["moodpipe"\]', (ROOT / "Dockerfile").read_text(), re.M)
+    assert entrypoint and services["init"]["entrypoint"] == ["sh", "-c"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     stages = set(re.findall(r"^FROM \S+ AS (\w+)", dockerfile, re.M))
     settings_fields = set(Settings.model_fields)
@@ -174,6 +178,29 @@ def test_compose_file_is_consistent() -> None:
     assert worker_env["MOODPIPE_KAFKA_URL"] == "kafka://kafka:9092"
     assert worker_env["MOODPIPE_TRITON_URL"] == "triton:8001"
     assert worker_env["MOODPIPE_CLICKHOUSE_URL"] == "http://clickhouse:8123"
+    cluster = {k: v for k, v in every.items() if "cluster" in v.get("profiles", [])}
+    assert set(cluster) == {"keeper", "ch-s1r1", "ch-s1r2", "ch-s2r1", "ch-s2r2", "init-cluster"}
+    macros = {(v["environment"]["CLICKHOUSE_SHARD"], v["environment"]["CLICKHOUSE_REPLICA"])
+              for k, v in cluster.items() if k.startswith("ch-")}  # fmt: skip
+    assert macros == {("01", "ch-s1r1"), ("01", "ch-s1r2"), ("02", "ch-s2r1"), ("02", "ch-s2r2")}
+    config = (ROOT / "schemas/clickhouse/cluster/cluster.xml").read_text()
+    for node in ("ch-s1r1", "ch-s1r2", "ch-s2r1", "ch-s2r2"):
+        assert f"<host>{node}</host>" in config
+        mounts = cluster[node]["volumes"]
+        assert any(m.startswith("./schemas/clickhouse/cluster/cluster.xml:") for m in mounts)
+        assert cluster[node]["depends_on"] == {"keeper": {"condition": "service_healthy"}}
+        assert all(p.startswith("127.0.0.1:") for p in cluster[node].get("ports", []))
+    assert cluster["init-cluster"]["command"] == ["migrate", "--cluster", "moodpipe_cluster"]
+    assert set(cluster["init-cluster"]["depends_on"]) == {
+        "ch-s1r1",
+        "ch-s1r2",
+        "ch-s2r1",
+        "ch-s2r2",
+    }
+    for service in cluster.values():
+        for volume in service.get("volumes", []):
+            host = volume.split(":")[0]
+            assert (ROOT / host).exists() if host.startswith(".") else host in compose["volumes"]
     # No secret is written into the file: they all come from the environment.
     text = (ROOT / "docker-compose.yml").read_text()
     for secret in ("PASSWORD", "TOKEN", "WEBHOOK_URL"):
