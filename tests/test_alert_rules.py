@@ -91,3 +91,19 @@ def test_worker_refuses_to_start_with_bad_rules(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert f"{bad}:line 2: brand_spike.window" in done.stderr, done.stdout + done.stderr
+
+
+def test_worker_refuses_to_start_with_a_bad_reply_playbook(tmp_path: Path) -> None:
+    bad = tmp_path / "playbook.yaml"
+    bad.write_text("version: 1\nreviewed_by: leads\nreviewed_at: 2026-12-04\nentries:\n"
+                   "  - {id: a, match: {emotion: rage}, tone: calm, next_step: call,\n"
+                   "     template: 'Hello about {ticket_id}'}\n")  # fmt: skip
+    env = {"MOODPIPE_REPLY_PLAYBOOK": str(bad), "PATH": "", "HOME": str(tmp_path)}
+    for command in (["alerts", "playbook"], ["worker"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *command],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"{bad}:line 5: entries.0.match.emotion: unknown emotion group" in done.stderr
+        assert "Traceback" not in done.stderr

@@ -25,33 +25,28 @@ def test_sample_recording_matches_its_golden_file(namespace: PipelineNamespace) 
     assert_matches_golden(result, GOLDEN)
 
 
-def test_recorded_alert_scenario_replays_to_the_same_alerts(runtime, tmp_path: Path) -> None:
-    scenario = alert_scenario()
+@pytest.mark.parametrize(
+    ("make_scenario", "recording", "golden"),
+    [
+        (alert_scenario, ALERT_SCENARIO, ALERT_GOLDEN),
+        (thread_scenario, THREAD_SCENARIO, THREAD_GOLDEN),
+    ],
+    ids=["alert-scenario", "thread-scenario"],
+)
+def test_recorded_scenario_replays_to_the_same_alerts(
+    runtime, tmp_path: Path, make_scenario, recording: Path, golden: Path
+) -> None:
+    scenario = make_scenario()
     rules = tmp_path / "rules.yaml"
     rules.write_text(scenario.rules_yaml)
     with PipelineNamespace.create(tmp_path, alert_rules=str(rules)) as ns:
-        result = ns.replay(ALERT_SCENARIO)
+        result = ns.replay(recording)
     assert len(result.events) == len(scenario.records)
     raised = sorted((a["kind"], a["subject"], a["severity"], a["event_time"])
                     for a in result.alerts)  # fmt: skip
     wanted = sorted((e.kind, e.subject, e.severity, e.event_time) for e in scenario.expected)
     assert raised == wanted
-    assert_matches_golden(result, ALERT_GOLDEN)
-
-
-def test_recorded_thread_scenario_replays_to_the_same_alerts(runtime, tmp_path: Path) -> None:
-    scenario = thread_scenario()
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(scenario.rules_yaml)
-    with PipelineNamespace.create(tmp_path, alert_rules=str(rules)) as ns:
-        result = ns.replay(THREAD_SCENARIO)
-    assert len(result.events) == len(scenario.records)
-    raised = sorted((a["kind"], a["subject"], a["severity"], a["event_time"])
-                    for a in result.alerts)  # fmt: skip
-    wanted = sorted((e.kind, e.subject, e.severity, e.event_time) for e in scenario.expected)
-    assert raised == wanted
-    assert {e["thread_id"] for e in result.events} >= {"TH-COASTER", "TH-LATE", "T-ONE"}
-    assert_matches_golden(result, THREAD_GOLDEN)
+    assert_matches_golden(result, golden)
 
 
 def test_a_changed_threshold_fails_the_golden_test_readably(runtime, tmp_path: Path) -> None:

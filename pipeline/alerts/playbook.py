@@ -18,11 +18,18 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from pipeline.alerts.models import Alert
 from pipeline.alerts.rules import TIERS
-from pipeline.alerts.yaml_file import SettingsFileError, describe, read_yaml
+from pipeline.alerts.yaml_file import (
+    Names,
+    SettingsFileError,
+    StrictSettings,
+    describe,
+    read_settings_file,
+    read_yaml,
+)
 from pipeline.emotions import EKMAN_GROUPS, EKMAN_OF
 
 DEFAULT_PLAYBOOK = Path(__file__).with_name("default_playbook.yaml")
@@ -37,18 +44,7 @@ class PlaybookError(SettingsFileError):
     """A playbook that cannot be used; the message names file, line and setting."""
 
 
-def _one_or_many(value: Any) -> Any:
-    return (value,) if isinstance(value, str) else value
-
-
-Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EntryMatch(_Strict):
+class EntryMatch(StrictSettings):
     kind: Names | None = None
     emotion: Names | None = None  # Ekman groups
     product: Names | None = None
@@ -86,7 +82,7 @@ class EntryMatch(_Strict):
         )  # fmt: skip
 
 
-class Entry(_Strict):
+class Entry(StrictSettings):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     match: EntryMatch
     tone: Annotated[str, Field(min_length=3, max_length=300)]
@@ -109,7 +105,7 @@ class Entry(_Strict):
         return template
 
 
-class PlaybookFile(_Strict):
+class PlaybookFile(StrictSettings):
     version: Annotated[int, Field(ge=1)]
     reviewed_by: Annotated[str, Field(min_length=1)]
     reviewed_at: date
@@ -202,11 +198,7 @@ def customer_words(alert: Alert) -> str:
 def load_playbook(path: Path | str | None = None) -> Playbook:
     """Read and validate a playbook (the packaged one when `path` is None)."""
     path = Path(path) if path is not None else DEFAULT_PLAYBOOK
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError(f"{path}: cannot read the playbook: {exc}") from exc
-    return parse_playbook(text, str(path))
+    return parse_playbook(read_settings_file(path, "playbook", PlaybookError), str(path))
 
 
 def parse_playbook(text: str, name: str = "<playbook>") -> Playbook:

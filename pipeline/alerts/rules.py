@@ -17,14 +17,20 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from pipeline.alerts.yaml_file import SettingsFileError, describe, read_yaml
+from pipeline.alerts.yaml_file import (
+    Names,
+    SettingsFileError,
+    StrictSettings,
+    describe,
+    read_settings_file,
+    read_yaml,
+)
 from pipeline.emotions import LABELS
 
 DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
@@ -57,11 +63,7 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 VadScale = Annotated[float, Field(ge=1, le=5)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AngryCustomerRule(_Strict):
+class AngryCustomerRule(StrictSettings):
     """When a scored ticket raises `angry_customer`, and how often."""
 
     emotions: tuple[str, ...] = ("anger", "annoyance", "disgust")
@@ -93,7 +95,7 @@ class AngryCustomerRule(_Strict):
         return emotions
 
 
-class BrandSpikeRule(_Strict):
+class BrandSpikeRule(StrictSettings):
     """Windowed negative share and volume per (source, brand) against its own baseline."""
 
     window: PositiveDuration = 300.0  # tumbling windows, aligned to the epoch
@@ -115,7 +117,7 @@ class BrandSpikeRule(_Strict):
         return self
 
 
-class ThreadRule(_Strict):
+class ThreadRule(StrictSettings):
     """When a support thread raises `thread_worsening` and `thread_recovered`.
 
     A turn's mood is its sentiment score (-1 negative .. 1 positive); only the
@@ -144,14 +146,7 @@ class ThreadRule(_Strict):
         return self
 
 
-def _one_or_many(value: Any) -> Any:
-    return (value,) if isinstance(value, str) else value
-
-
-Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
-
-
-class Match(_Strict):
+class Match(StrictSettings):
     source: Names | None = None
     brand: Names | None = None
     tier: Names | None = None
@@ -175,7 +170,7 @@ class Match(_Strict):
         )
 
 
-class Override(_Strict):
+class Override(StrictSettings):
     match: Match
     angry_customer: dict[str, Any] | None = None
     brand_spike: dict[str, Any] | None = None
@@ -192,7 +187,7 @@ class Override(_Strict):
         return self
 
 
-class RulesFile(_Strict):
+class RulesFile(StrictSettings):
     version: Literal[1] = 1
     angry_customer: AngryCustomerRule = AngryCustomerRule()
     brand_spike: BrandSpikeRule = BrandSpikeRule()
@@ -247,11 +242,7 @@ class AlertRules:
 def load_rules(path: Path | str | None = None) -> AlertRules:
     """Read and validate a rules file (the packaged defaults when `path` is None)."""
     path = Path(path) if path is not None else DEFAULT_RULES
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"{path}: cannot read the rules file: {exc}") from exc
-    return parse_rules(text, str(path))
+    return parse_rules(read_settings_file(path, "rules file", RulesError), str(path))
 
 
 def parse_rules(text: str, name: str = "<rules>") -> AlertRules:

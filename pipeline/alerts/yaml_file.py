@@ -7,14 +7,37 @@ can say `rules.yaml:line 12: angry_customer.min_anger: ...` instead of a path al
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 
 class SettingsFileError(ValueError):
     """A file that cannot be used; the message names file, line and setting."""
+
+
+class StrictSettings(BaseModel):
+    """A section of a settings file: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+# A name or a list of names (`tier: free` or `tier: [free, standard]`).
+Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+
+
+def read_settings_file(path: Path, what: str, error: type[SettingsFileError]) -> str:
+    """The file's text, or `error` naming the file when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read the {what}: {exc}") from exc
 
 
 def read_yaml(text: str, name: str, error: type[SettingsFileError]) -> tuple[Any, yaml.Node | None]:

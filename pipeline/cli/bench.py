@@ -12,6 +12,13 @@ from pipeline.cli.output import console, progress_console
 from pipeline.settings import load_settings
 
 
+def _show(report: object, json_out: str | None) -> None:
+    """A bench's figures on the console, and as JSON in `json_out` when given."""
+    console.print_json(json.dumps(report))
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+
+
 @click.command("bench-model")
 @click.option("--seconds", default=6.0, show_default=True, help="measuring time per cell")
 @click.option("--json-out", type=click.Path(dir_okay=False))
@@ -37,9 +44,7 @@ def bench_model(
 
         with progress_console.status("explaining the written threads' customer turns"):
             report = run_explain_cost(load_settings(), use_triton)
-        console.print_json(json.dumps(report))
-        if json_out:
-            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+        _show(report, json_out)
         return
     if vad_overhead:
         from pipeline.bench.vad import run_vad_overhead
@@ -47,9 +52,7 @@ def bench_model(
 
         with progress_console.status("scoring 2,000 texts with and without the VAD head"):
             report = run_vad_overhead(list(sample_texts()[:2000]))
-        console.print_json(json.dumps(report))
-        if json_out:
-            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+        _show(report, json_out)
         return
     from pipeline.bench.model import run_model_bench
 
@@ -95,9 +98,7 @@ def bench(
         from pipeline.bench.detector import run_detector_bench
 
         report = run_detector_bench()
-        console.print_json(json.dumps(report))
-        if json_out:
-            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+        _show(report, json_out)
         return
     if redaction:
         from pipeline.bench.redaction import run_redaction_bench

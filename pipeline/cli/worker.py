@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.alerts import RulesError
+from pipeline.alerts.yaml_file import SettingsFileError
 from pipeline.cli.errors import EXIT_SETUP, CommandError
 from pipeline.settings import load_settings
 
@@ -17,7 +17,7 @@ def worker(faust_args: tuple[str, ...]) -> None:
 
     try:
         run_worker(load_settings(), faust_args)
-    except (RulesError, WorkerSetupError) as exc:  # the file and line, not a traceback
+    except (SettingsFileError, WorkerSetupError) as exc:  # the file and line, not a traceback
         raise CommandError(str(exc), EXIT_SETUP) from exc
 
 

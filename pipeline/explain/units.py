@@ -52,6 +52,12 @@ def _jieba() -> Any:
     return jieba
 
 
+def load_segmenter() -> None:
+    """Load jieba's dictionary now (about 1 s, once per process), e.g. off the event
+    loop, rather than inside the first Chinese explanation."""
+    _jieba()
+
+
 def _split_unspaced(word: str, offset: int) -> list[Unit]:
     """Units of a word that contains unspaced script (Han, kana, Thai)."""
     units: list[Unit] = []

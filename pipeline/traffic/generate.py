@@ -167,6 +167,9 @@ def bad_records(source: str, *, run_id: str = "demo", seed: int = 3) -> list[Sam
         cases.append(("schema", variant("nobrand", brands=[])))
     else:
         cases.append(("schema", variant("tier", customer_tier="platinum")))
+        # The thread fields: an unknown author role, an identifier with a control character.
+        cases.append(("schema", variant("role", author_role="supervisor")))
+        cases.append(("invalid_text", variant("thread", thread_id="TH\u0007-1")))
     return [
         SampleRecord(tag + f"-{i}".encode(), value, code) for i, (code, value) in enumerate(cases)
     ]

@@ -25,9 +25,10 @@ import orjson
 from pipeline.alerts.detector import AlertDetector, StagedState
 from pipeline.alerts.models import Alert, ScoredEvent, TextToExplain
 from pipeline.alerts.notify import Channel, grafana_sender, webhook_sender
-from pipeline.alerts.playbook import load_playbook
+from pipeline.alerts.playbook import Playbook, load_playbook
 from pipeline.alerts.rules import load_rules
 from pipeline.explain import Explainer, anger_target, negative_target
+from pipeline.explain.units import load_segmenter
 from pipeline.records import Rejected
 from pipeline.records.models import RejectCode
 from pipeline.records.raw import KafkaPosition, kafka_time
@@ -131,7 +132,7 @@ def install(worker: WorkerContext) -> ScoredPublisher:
             for alert in detection.alerts:
                 explanation = await explain(detection.texts.get(alert.alert_id))
                 alert = replace(alert, raised_at=time.time(), explanation=explanation)
-                alert = replace(alert, reply=playbook.advise(alert))
+                alert = replace(alert, reply=_advice(playbook, alert))
                 log.info("ALERT %s %s: %s", alert.kind, alert.severity, alert.message)
                 await publish_alert(alert)
             staged.stage(detection, message.partition)
@@ -224,6 +225,7 @@ class AlertExplainer:
         async with self._lock:
             if self._explainer is None:
                 router, _ = await triton_router(self.settings, wait=True)
+                await asyncio.to_thread(load_segmenter)  # not on the event loop
                 self._explainer = Explainer(router, self.settings.explain_max_units)
             return self._explainer
 
@@ -244,6 +246,16 @@ class AlertExplainer:
                 continue
             out.append({"event_id": item.event_id, **explanation.as_dict()})
         return {"texts": out}
+
+
+def _advice(playbook: Playbook, alert: Alert) -> dict[str, Any] | None:
+    """The playbook's reply guidance; an alert goes out without it rather than fail
+    its batch (which would re-run it forever: the failure is the data's, not an outage)."""
+    try:
+        return playbook.advise(alert)
+    except Exception as exc:  # noqa: BLE001 - the alert matters more than its advice
+        log.warning("no reply advice for alert %s: %s", alert.alert_id, describe(exc))
+        return None
 
 
 def _channels(settings: Settings) -> list[Channel]:

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from pipeline.alerts import load_rules
+from pipeline.alerts.playbook import load_playbook
 from pipeline.connections.kafka import KafkaSetupError, check_connection
 from pipeline.connections.topics import seed_committed_offsets
 from pipeline.settings import Settings
@@ -21,9 +22,9 @@ class WorkerSetupError(RuntimeError):
 
 
 def preflight(settings: Settings) -> None:
-    """Raise `WorkerSetupError` (or `RulesError`) for what no retry can heal: refused
-    Kafka credentials or TLS, missing TLS files, a bad rules file, a missing spaCy
-    model. A broker that does not answer yet is waited out by Faust."""
+    """Raise `WorkerSetupError` (or a `SettingsFileError`) for what no retry can heal:
+    refused Kafka credentials or TLS, missing TLS files, a bad rules file or reply
+    playbook, a missing spaCy model. A broker that does not answer yet is waited out by Faust."""
     try:  # TLS files: a setup error, reported now rather than retried as an outage
         if settings.triton_tls_options:
             settings.triton_tls_options.client_options()
@@ -31,6 +32,7 @@ def preflight(settings: Settings) -> None:
         raise WorkerSetupError(str(exc)) from exc
     if settings.alerts_enabled:
         load_rules(settings.alert_rules)  # RulesError names the file and line
+        load_playbook(settings.reply_playbook)  # so does PlaybookError
     name = settings.pii_spacy_model
     if name and settings.pii_redaction != "off" and not importlib.util.find_spec(name):
         # Found at start, not when the first agent builds its stages (an agent crash).
